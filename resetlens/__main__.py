@@ -1,0 +1,3 @@
+from resetlens.cli import main
+
+main()
