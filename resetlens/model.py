@@ -89,6 +89,10 @@ class Sighting:
     local_ts: float = 0.0  # the capture's own clock, before the offset
     connection: str = ""  # uid of the Connection it belongs to at this vantage
     context: dict[str, Any] = field(default_factory=dict)  # the RST record (tcp.resets.ResetRecord)
+    # the flow's last packets at this vantage up to the RST and a few after, for ladder diagrams:
+    # dicts with frame, ts (reference clock), src, sport, dst, dport, flags, seq, ack, len, ttl, ip_id, window
+    ladder: list[dict[str, Any]] = field(default_factory=list)
+    flow_frames: list[int] = field(default_factory=list)  # frames of the connection here (capped), for pcap snippets
 
 
 @dataclass
