@@ -1,0 +1,72 @@
+#!/usr/bin/env bash
+# resetlens developer entry point. Each command does its own set-up (apt, venv, pip).
+#   ./run.sh demo    analyse the bundled real captures; HTML/JSON/Markdown reports under reports/
+#   ./run.sh test    the whole test suite (what CI runs)
+#   ./run.sh setup   only the set-up
+set -euo pipefail
+cd "$(dirname "$0")"
+
+# System tools: capture reading/verification, the reset lab (namespaces, proxies, firewall), the browser test.
+APT_PACKAGES=(tcpdump tshark nginx-light haproxy nftables iproute2 openssl conntrack
+              systemd-journal-remote chromium procps time)
+
+setup_apt() {
+    local missing=()
+    for pkg in "${APT_PACKAGES[@]}"; do
+        dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
+    done
+    [ ${#missing[@]} -eq 0 ] && return 0
+    echo "run.sh: installing system packages: ${missing[*]}"
+    local sudo=""
+    [ "$(id -u)" -eq 0 ] || sudo="sudo"
+    $sudo apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}" >/dev/null
+    # nginx/haproxy packages start system services; the lab runs its own instances in namespaces.
+    for svc in nginx haproxy; do $sudo service "$svc" stop >/dev/null 2>&1 || true; done
+}
+
+setup_venv() {
+    local py="${PYTHON:-python3}"
+    [ -x .venv/bin/python ] || "$py" -m venv .venv
+    local stamp=.venv/.resetlens-installed want
+    want=$(sha256sum pyproject.toml | cut -c1-16)
+    if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ] || ! .venv/bin/python -c "import resetlens" 2>/dev/null; then
+        .venv/bin/pip install -q --upgrade pip
+        .venv/bin/pip install -q -e '.[dev]'
+        echo "$want" > "$stamp"
+    fi
+}
+
+setup() { setup_apt; setup_venv; }
+
+demo() {
+    setup
+    mkdir -p reports
+    local rc=0 found=0
+    for bundle in fixtures/lab/*/; do
+        [ -f "$bundle/resetlens.toml" ] || continue
+        found=1
+        local name; name=$(basename "$bundle")
+        .venv/bin/resetlens analyze "$bundle" --json "reports/$name.json" --html "reports/$name.html" \
+            --md "reports/$name.md" --quiet || rc=$?
+    done
+    [ $found -eq 1 ] || { echo "run.sh: no bundles under fixtures/lab/"; exit 2; }
+    # The interleaved incident gets the terminal summary too.
+    if [ -d fixtures/lab/mixed ]; then .venv/bin/resetlens analyze fixtures/lab/mixed; fi
+    .venv/bin/resetlens batch fixtures/lab --db reports/lab-archive.duckdb --out reports/archive || rc=$?
+    echo "run.sh: reports written under reports/ (open reports/mixed.html, or reports/archive/index.html)"
+    return $rc
+}
+
+tests() {
+    setup
+    mkdir -p test-output
+    .venv/bin/python -m pytest -q -p no:cacheprovider "$@"
+}
+
+case "${1:-}" in
+    demo) demo ;;
+    test) shift; tests "$@" ;;
+    setup) setup ;;
+    *) echo "usage: ./run.sh demo | test [pytest args] | setup" >&2; exit 2 ;;
+esac
