@@ -36,6 +36,8 @@ PACKET_FIELDS: list[tuple[str, str, str]] = [
     ("opts", "u1", "TCP options summary, OPT_* bits"),
     ("tsval", "u4", "TCP timestamp option TSval (0 when absent)"),
     ("csum", "u1", "TCP checksum: CSUM_UNCHECKED, CSUM_OK, CSUM_BAD (checked for RSTs only)"),
+    ("direction", "u1", "link-layer direction: DIR_UNKNOWN, DIR_IN, DIR_OUT (Linux SLL/SLL2 packet type, pcapng epb_flags)"),
+    ("ifindex", "u4", "Linux SLL2 interface index (0 when the link type has none)"),
 ]
 
 PACKET_DTYPE = np.dtype([(name, typ) for name, typ, _ in PACKET_FIELDS])
@@ -67,6 +69,12 @@ CSUM_UNCHECKED = 0  # not verified (only RSTs are checked, to keep the hot path 
 CSUM_OK = 1  # checksum verified
 CSUM_BAD = 2  # checksum wrong: offload artefact on the sender's own capture, or a non-effective RST
 CSUM_UNKNOWN = 3  # segment truncated by the snaplen, cannot be verified
+
+# `direction` column values: on a router's `-i any` capture a forwarded packet appears twice (in, then
+# out), while a packet the host itself generated appears only as outgoing.
+DIR_UNKNOWN = 0  # the link type does not say
+DIR_IN = 1  # received by the capturing host (SLL packet types 0-3, epb_flags inbound)
+DIR_OUT = 2  # sent by the capturing host (SLL packet type 4, epb_flags outbound)
 
 V4_MAPPED_PREFIX = 0x0000FFFF00000000  # the low half of ::ffff:0:0 before the IPv4 bits
 

@@ -1,0 +1,135 @@
+"""The command line: parse arguments, call the pipeline, print. Nothing else lives here.
+
+Exit status (contract §1): 0 analysed; 2 bad usage or no usable input (one line naming the file);
+1 only with --fail-on when a matching reset was found.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from resetlens import __version__
+from resetlens.errors import ResetlensError
+
+app = typer.Typer(
+    name="resetlens",
+    help="Who sent that TCP reset, why, and what to fix: multi-vantage pcap + log forensics.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+err_console = Console(stderr=True, highlight=False)
+
+
+def _fail(message: str) -> typer.Exit:
+    err_console.print(f"resetlens: {message}", markup=False)
+    return typer.Exit(2)
+
+
+@app.callback()
+def _root(
+    version: Annotated[bool, typer.Option("--version", help="Print the version and exit.")] = False,
+) -> None:
+    if version:
+        print(f"resetlens {__version__}")
+        raise typer.Exit(0)
+
+
+@app.command()
+def analyze(
+    bundle: Annotated[Path | None, typer.Argument(help="Bundle folder (with resetlens.toml, or just captures).")] = None,
+    capture: Annotated[list[str], typer.Option("--capture", "-c", help="VANTAGE=PCAP (repeatable).")] = [],  # noqa: B006
+    log: Annotated[list[str], typer.Option("--log", "-l", help="KIND=PATH (repeatable).")] = [],  # noqa: B006
+    host: Annotated[list[str], typer.Option("--host", help="ROLE=ADDR (repeatable).")] = [],  # noqa: B006
+    json_out: Annotated[str | None, typer.Option("--json", help="Write the JSON analysis ('-' = stdout).")] = None,
+    html_out: Annotated[Path | None, typer.Option("--html", help="Write the self-contained HTML report.")] = None,
+    md_out: Annotated[Path | None, typer.Option("--md", help="Write a Markdown summary for a ticket.")] = None,
+    fail_on: Annotated[
+        list[str],
+        typer.Option("--fail-on", help="Exit 1 when a reset matches: 'injected', 'cause=CODE', 'role=ROLE', 'kind=KIND'."),
+    ] = [],  # noqa: B006
+    reference: Annotated[str | None, typer.Option("--reference", help="Vantage whose clock is the reference.")] = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No terminal summary.")] = False,
+) -> None:
+    """Analyse one incident: captures (+ logs) in, verdict per reset out."""
+    from resetlens import pipeline
+    from resetlens.bundle import bundle_from_args, load_bundle
+
+    try:
+        matchers = [_parse_fail_on(x) for x in fail_on]
+        if bundle is not None:
+            if capture or log or host:
+                b = load_bundle(bundle)
+                extra = bundle_from_args(capture, log, host) if capture else None
+                if extra:
+                    b.captures.extend(extra.captures)
+            else:
+                b = load_bundle(bundle)
+        else:
+            b = bundle_from_args(capture, log, host)
+        if reference:
+            b.reference = reference
+        analysis = pipeline.analyze(b)
+        _write_outputs(analysis, json_out, html_out, md_out, b)
+    except ResetlensError as e:
+        raise _fail(str(e)) from None
+    if not quiet and json_out != "-":
+        from resetlens.report.terminal import print_summary
+
+        print_summary(analysis, Console(highlight=False))
+    hits = [r for r in analysis.resets if any(m(r) for m in matchers)]
+    if hits:
+        err_console.print(f"resetlens: {len(hits)} reset(s) match --fail-on", markup=False)
+        raise typer.Exit(1)
+
+
+def _write_outputs(analysis, json_out: str | None, html_out: Path | None, md_out: Path | None, bundle) -> None:  # noqa: ANN001
+    if json_out:
+        from resetlens.report.jsonreport import write_json
+
+        write_json(analysis, json_out)
+    if html_out:
+        from resetlens.report.html import write_html
+
+        write_html(analysis, html_out, snippets_dir=html_out.parent / (html_out.stem + "-snippets"))
+    if md_out:
+        from resetlens.report.markdown import write_markdown
+
+        write_markdown(analysis, md_out)
+
+
+def _parse_fail_on(spec: str):  # noqa: ANN202
+    """'injected' | 'cause=CODE' | 'role=ROLE' | 'kind=KIND' -> predicate over a Reset."""
+    from resetlens.blame.catalog import CAUSES
+    from resetlens.model import KINDS, ROLES
+
+    if spec == "injected":
+        return lambda r: r.sender.kind == "injected"
+    key, sep, value = spec.partition("=")
+    if sep and key == "cause" and value in CAUSES:
+        return lambda r: r.cause == value
+    if sep and key == "role" and value in ROLES:
+        return lambda r: r.sender.role == value
+    if sep and key == "kind" and value in KINDS:
+        return lambda r: r.sender.kind == value
+    raise ResetlensError(f"--fail-on {spec!r}: use injected, cause=CODE, role=ROLE or kind=KIND")
+
+
+def main() -> None:
+    try:
+        app()
+    except KeyboardInterrupt:
+        err_console.print("resetlens: interrupted", markup=False)
+        sys.exit(130)
+    except BrokenPipeError:
+        sys.exit(0)
+
+
+if __name__ == "__main__":
+    main()
