@@ -1,0 +1,150 @@
+"""The JSON contract writer and reader (../shared/contract.md §3, format 1).
+
+Keys keep the model's field order (contract fields first, extensions after), so two runs over the
+same input give byte-identical files.  The write is atomic: a temp file beside the target, renamed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from resetlens.errors import ResetlensError
+from resetlens.model import FORMAT, Analysis
+
+
+def _plain(value: Any) -> Any:
+    """JSON-able copy: NaN/inf become null, numpy scalars/arrays, tuples and sets plain Python."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if isinstance(value, (set, frozenset)):
+        return [_plain(v) for v in sorted(value, key=str)]
+    if isinstance(value, (str, int, bool)) or value is None:
+        return value
+    if hasattr(value, "tolist"):  # numpy scalar or array, without importing numpy
+        return _plain(value.tolist())
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "backslashreplace")
+    return str(value)
+
+
+def dumps(analysis: Analysis) -> str:
+    """The analysis as contract JSON text (UTF-8 safe, stable key order, trailing newline)."""
+    return json.dumps(_plain(analysis.to_dict()), indent=1, ensure_ascii=False, allow_nan=False) + "\n"
+
+
+def write_json(analysis: Analysis, path_or_dash: str | os.PathLike[str]) -> None:
+    """Write the analysis as contract JSON to a file (atomically) or to stdout for '-'."""
+    text = dumps(analysis)
+    if str(path_or_dash) == "-":
+        sys.stdout.write(text)
+        sys.stdout.flush()
+        return
+    atomic_write(Path(path_or_dash), text.encode("utf-8"))
+
+
+def atomic_write(path: Path, data: bytes) -> None:
+    """Write data to path through a temp file in the same folder and a rename (no half-written file)."""
+    folder = path.parent if str(path.parent) else Path(".")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
+    except OSError as exc:
+        raise ResetlensError(f"cannot write: {exc.strerror or exc}", path=str(path)) from None
+    try:
+        with os.fdopen(fd, "wb") as out:
+            out.write(data)
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except OSError as exc:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise ResetlensError(f"cannot write: {exc.strerror or exc}", path=str(path)) from None
+
+
+def load_json(path: str | os.PathLike[str]) -> Analysis:
+    """Read a saved analysis; a missing, non-JSON or other-format file is a ResetlensError."""
+    name = str(path)
+    try:
+        raw = sys.stdin.buffer.read() if name == "-" else Path(path).read_bytes()
+    except OSError as exc:
+        raise ResetlensError(f"cannot read: {exc.strerror or exc}", path=name) from None
+    try:
+        data = json.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError as exc:
+        raise ResetlensError(
+            "not UTF-8 text, not a resetlens analysis", path=name, offset=exc.start
+        ) from None
+    except json.JSONDecodeError as exc:
+        offset = len(raw.decode("utf-8")[: exc.pos].encode("utf-8"))
+        raise ResetlensError(
+            f"not JSON ({exc.msg}), not a resetlens analysis", path=name, offset=offset
+        ) from None
+    except RecursionError:
+        raise ResetlensError("JSON nested too deeply, not a resetlens analysis", path=name) from None
+    if not isinstance(data, dict) or "format" not in data or "resets" not in data:
+        raise ResetlensError("not a resetlens analysis (no 'format' and 'resets' keys)", path=name)
+    if data["format"] != FORMAT:
+        raise ResetlensError(
+            f"analysis format {data['format']!r}, this resetlens reads format {FORMAT}", path=name
+        )
+    try:
+        analysis = Analysis.from_dict(data)
+    except (TypeError, AttributeError, ValueError, KeyError) as exc:
+        raise ResetlensError(f"malformed resetlens analysis: {exc}", path=name) from None
+    problem = _type_problem(analysis, "analysis")
+    if problem:
+        raise ResetlensError(f"malformed resetlens analysis: {problem}", path=name)
+    return analysis
+
+
+# Python types a JSON value may have for each annotation the model uses (bool is an int, allowed).
+_JSON_TYPES: dict[str, tuple[type, ...]] = {
+    "str": (str,),
+    "int": (int,),
+    "float": (int, float),
+    "bool": (bool,),
+    "str | None": (str, type(None)),
+    "int | None": (int, type(None)),
+    "float | None": (int, float, type(None)),
+    "list[str]": (list,),
+    "list[int]": (list,),
+    "dict[str, Any]": (dict,),
+    "list[dict[str, Any]]": (list,),
+}
+
+
+def _type_problem(obj: Any, where: str) -> str:
+    """First field whose JSON value has the wrong type, as 'where.field: got type' ('' when none)."""
+    for f in dataclasses.fields(obj):
+        value = getattr(obj, f.name)
+        allowed = _JSON_TYPES.get(str(f.type))
+        if allowed is not None and not isinstance(value, allowed):
+            return f"{where}.{f.name} is {type(value).__name__}"
+        if isinstance(value, list):
+            for i, item in enumerate(value):
+                if dataclasses.is_dataclass(item):
+                    problem = _type_problem(item, f"{where}.{f.name}[{i}]")
+                    if problem:
+                        return problem
+                elif str(f.type) == "list[str]" and not isinstance(item, str):
+                    return f"{where}.{f.name}[{i}] is {type(item).__name__}"
+                elif str(f.type) == "list[dict[str, Any]]" and not isinstance(item, dict):
+                    return f"{where}.{f.name}[{i}] is {type(item).__name__}"
+        elif dataclasses.is_dataclass(value):
+            problem = _type_problem(value, f"{where}.{f.name}")
+            if problem:
+                return problem
+    return ""

@@ -1,0 +1,489 @@
+"""What every reporter shows, derived once from the results model: verdict, incidents, filters, checklist.
+
+The HTML, Markdown and terminal writers read these plain values; none of them re-derives a verdict
+or groups resets on its own, so the three formats always agree.  Nothing here escapes text: each
+writer escapes for its own output (HTML autoescape, Markdown escaping, rich markup escaping).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from resetlens.blame import catalog
+from resetlens.model import ROLES, Analysis, Incident, LogLine, Reset, Sender
+
+# Resets closer than this (seconds) with the same sender and cause fall into one incident.
+INCIDENT_GAP = 60.0
+# Colour of each sender role, in every format that has colour (HTML timeline, terminal).
+ROLE_COLOURS = {
+    "client": "#1f77b4",
+    "proxy": "#8e44ad",
+    "server": "#2ca02c",
+    "middlebox": "#d62728",
+    "unknown": "#7f7f7f",
+}
+# Log kinds written by a proxy (the checklist's "proxy log lines").
+PROXY_LOG_KINDS = ("nginx-error", "nginx-access", "haproxy", "envoy", "traefik", "caddy")
+# Log kinds written by the host itself (restarts, OOM kills, conntrack messages).
+HOST_LOG_KINDS = ("journald-json", "journald", "syslog", "kmsg", "host")
+# Words that mark a log line or evidence as process restart or overload.
+RESTART_WORDS = (
+    "restart",
+    "oom",
+    "killed",
+    "kill",
+    "exited",
+    "stopp",
+    "start",
+    "overflow",
+    "backlog",
+    "somaxconn",
+    "listen queue",
+    "crash",
+    "reload",
+)
+# Words that mark host state: conntrack table, NAT and ephemeral port range.
+STATE_WORDS = ("conntrack", "nf_conntrack", "port_range", "port range", "ip_local_port_range", "nat", "snat")
+# Configuration knobs usually implicated by each cause (shown when the evidence names none).
+CAUSE_KNOBS: dict[str, tuple[str, ...]] = {
+    "no_listener": ("service readiness / listen port", "drain before restart"),
+    "abortive_close": ("SO_LINGER", "lingering_close (nginx)", "option nolinger (HAProxy)"),
+    "stale_reuse": (
+        "keepalive_timeout (nginx)",
+        "timeout http-keep-alive / timeout server (HAProxy)",
+        "client pool idle timeout",
+    ),
+    "state_lost": ("net.netfilter.nf_conntrack_tcp_timeout_established", "TCP keepalive interval"),
+    "timeout": (
+        "proxy_read_timeout / proxy_send_timeout (nginx)",
+        "timeout server / timeout client (HAProxy)",
+        "reset_timedout_connection (nginx)",
+    ),
+    "policy_reject": (
+        "firewall REJECT rule",
+        "limit_conn / limit_req (nginx)",
+        "http-request reject (HAProxy)",
+    ),
+    "tls_handshake": ("ssl_server_name / SNI", "ssl_protocols / ciphers"),
+    "backlog_overflow": ("net.core.somaxconn", "listen backlog", "net.ipv4.tcp_abort_on_overflow"),
+}
+# Words that mark evidence or a log line as naming a configuration knob.
+KNOB_WORDS = (
+    "timeout",
+    "keepalive",
+    "keep-alive",
+    "linger",
+    "somaxconn",
+    "backlog",
+    "sysctl",
+    "knob",
+    "config",
+)
+
+
+def fmt_ts(ts: float | None, *, date: bool = True) -> str:
+    """UTC wall time of a reference-clock timestamp ('' when unknown)."""
+    if ts is None:
+        return ""
+    try:
+        d = datetime.fromtimestamp(float(ts), UTC)
+    except (OverflowError, OSError, ValueError):
+        return str(ts)
+    return d.strftime("%Y-%m-%d %H:%M:%S.%f" if date else "%H:%M:%S.%f")[:-3]
+
+
+def fmt_offset(offset: float | None, error: float | None) -> str:
+    if offset is None:
+        return ""
+    text = f"{offset:+.6f} s"
+    if error is not None:
+        text += f" ± {error:.6f}"
+    return text
+
+
+def endpoint(addr: str, port: int) -> str:
+    """addr:port, with IPv6 addresses bracketed as in URLs."""
+    return f"[{addr}]:{port}" if ":" in addr else f"{addr}:{port}"
+
+
+def plural(n: int, word: str, words: str | None = None) -> str:
+    return f"{n} {word if n == 1 else (words or word + 's')}"
+
+
+def cause_title(code: str) -> str:
+    cls = catalog.cause(code)
+    return cls.title if cls.code == code else code
+
+
+def sender_text(sender: Sender) -> str:
+    """'the server 10.0.0.5 (kernel)' style phrase."""
+    who = f"the {sender.role}" if sender.role != "unknown" else "an unknown sender"
+    if sender.host and sender.host != sender.role:
+        who += f" {sender.host}"
+    if sender.kind and sender.kind != "unknown":
+        who += f" ({sender.kind})"
+    return who
+
+
+def display_filter(reset: Reset) -> str:
+    """Wireshark display filter isolating the reset's flow (the pipeline's, else built from the 4-tuple)."""
+    if reset.display_filter:
+        return reset.display_filter
+    try:
+        v6 = ipaddress.ip_address(reset.src).version == 6 or ipaddress.ip_address(reset.dst).version == 6
+    except ValueError:
+        v6 = ":" in reset.src or ":" in reset.dst
+    field_name = "ipv6.addr" if v6 else "ip.addr"
+    return (
+        f"{field_name}=={reset.src} && {field_name}=={reset.dst} && "
+        f"tcp.port=={reset.sport} && tcp.port=={reset.dport}"
+    )
+
+
+def counts(analysis: Analysis) -> dict[str, Counter[str]]:
+    """Resets by sender role, cause and sender kind (always from the resets themselves)."""
+    return {
+        "role": Counter(r.sender.role for r in analysis.resets),
+        "cause": Counter(r.cause for r in analysis.resets),
+        "kind": Counter(r.sender.kind for r in analysis.resets),
+    }
+
+
+def incidents(analysis: Analysis) -> list[Incident]:
+    """The analysis's incidents, else resets grouped by (role, host, cause) and INCIDENT_GAP clusters."""
+    if analysis.incidents:
+        return sorted(analysis.incidents, key=lambda i: (-len(i.resets), i.first_ts))
+    groups: dict[tuple[str, str, str], list[Reset]] = {}
+    for r in sorted(analysis.resets, key=lambda r: r.ts):
+        groups.setdefault((r.sender.role, r.sender.host or "", r.cause), []).append(r)
+    clusters: list[list[Reset]] = []
+    for members in groups.values():
+        current = [members[0]]
+        for r in members[1:]:
+            if r.ts - current[-1].ts > INCIDENT_GAP:
+                clusters.append(current)
+                current = []
+            current.append(r)
+        clusters.append(current)
+    clusters.sort(key=lambda c: (-len(c), c[0].ts))
+    return [_incident_of(f"I{n}", c) for n, c in enumerate(clusters, 1)]
+
+
+def _incident_of(ident: str, members: list[Reset]) -> Incident:
+    first = members[0]
+    kinds = Counter(r.sender.kind for r in members)
+    sender = Sender(role=first.sender.role, host=first.sender.host, kind=kinds.most_common(1)[0][0])
+    decision = next((r.decision for r in members if r.decision), "") or catalog.cause(first.cause).decide({})
+    summary = (
+        f"{plural(len(members), 'reset')} sent by {sender_text(sender)}: {cause_title(first.cause)}, "
+        f"{fmt_ts(first.ts)} to {fmt_ts(members[-1].ts, date=False)} UTC."
+    )
+    return Incident(
+        id=ident,
+        cause=first.cause,
+        sender=sender,
+        first_ts=first.ts,
+        last_ts=members[-1].ts,
+        resets=[r.id for r in members],
+        confidence=sum(r.confidence for r in members) / len(members),
+        decision=decision,
+        summary=summary,
+    )
+
+
+def verdict(analysis: Analysis, groups: list[Incident] | None = None) -> str:
+    """The one-paragraph verdict: the pipeline's when it wrote one, else built from the incidents."""
+    given = analysis.summary.get("verdict") if isinstance(analysis.summary, dict) else None
+    if isinstance(given, str) and given.strip():
+        return given.strip()
+    resets = analysis.resets
+    vantages = len(analysis.captures)
+    if not resets:
+        return f"No TCP reset was found in {plural(vantages, 'capture')}" + (
+            f" ({plural(sum(c.packets for c in analysis.captures), 'packet')})." if vantages else "."
+        )
+    groups = incidents(analysis) if groups is None else groups
+    parts = [f"{plural(len(resets), 'reset')} seen across {plural(vantages, 'vantage point')}."]
+    for inc in groups[:3]:
+        parts.append(
+            f"{len(inc.resets)} sent by {sender_text(inc.sender)}: {cause_title(inc.cause).lower()} "
+            f"(confidence {inc.confidence:.0%}); fix: {inc.decision}"
+        )
+    if len(groups) > 3:
+        rest = sum(len(i.resets) for i in groups[3:])
+        parts.append(f"{plural(rest, 'more reset')} in {plural(len(groups) - 3, 'smaller incident')}.")
+    undecided = sum(1 for r in resets if r.cause == "unknown" or r.sender.role == "unknown")
+    if undecided:
+        parts.append(f"{undecided} could not be fully attributed: see what is missing below.")
+    return " ".join(parts)
+
+
+def all_logs(analysis: Analysis) -> list[tuple[LogLine, str | None]]:
+    """Every log line in the analysis with the reset it is tied to (None for context lines)."""
+    out: list[tuple[LogLine, str | None]] = [(x, r.id) for r in analysis.resets for x in r.logs]
+    out += [(x, None) for x in analysis.context_logs]
+    return out
+
+
+def log_lanes(analysis: Analysis) -> list[tuple[str, str]]:
+    """(path, label) of each log source, in the analysis's order, then any other path met in log lines."""
+    lanes: dict[str, str] = {}
+    for src in analysis.log_sources:
+        path = str(src.get("path", ""))
+        lanes.setdefault(path, f"{src.get('kind', 'log')}: {path.rsplit('/', 1)[-1]}")
+    for line, _ in all_logs(analysis):
+        lanes.setdefault(line.path, f"{line.kind}: {line.path.rsplit('/', 1)[-1]}")
+    return list(lanes.items())
+
+
+# ---------------------------------------------------------------------------------------------
+# The checklist of a defensible incident report, each item ticked from the analysis or said missing.
+# ---------------------------------------------------------------------------------------------
+
+# Checklist statuses: found in the analysis / looked and nothing there / the input to decide was not given.
+PRESENT, NONE_FOUND, MISSING = "present", "none found", "missing"
+
+
+@dataclass
+class CheckItem:
+    key: str
+    title: str
+    status: str  # PRESENT | NONE_FOUND | MISSING
+    summary: str  # one plain sentence
+    details: list[str] = field(default_factory=list)  # supporting lines (hostile text: escape on output)
+
+
+def _mentions(text: str, words: tuple[str, ...]) -> bool:
+    low = text.lower()
+    return any(w in low for w in words)
+
+
+def _evidence_lines(analysis: Analysis, words: tuple[str, ...], limit: int = 8) -> list[str]:
+    out: list[str] = []
+    for r in analysis.resets:
+        for e in r.evidence:
+            if not e.missing and _mentions(f"{e.code} {e.text}", words):
+                out.append(f"{r.id}: {e.text}")
+                if len(out) >= limit:
+                    return out
+    return out
+
+
+def _log_lines(
+    analysis: Analysis, kinds: tuple[str, ...], words: tuple[str, ...] = (), limit: int = 8
+) -> list[str]:
+    out: list[str] = []
+    for line, rid in all_logs(analysis):
+        if line.kind in kinds and (not words or _mentions(f"{line.event} {line.text}", words)):
+            out.append(f"{rid + ': ' if rid else ''}{line.path}:{line.line}: {line.text}")
+            if len(out) >= limit:
+                break
+    return out
+
+
+def checklist(analysis: Analysis, snippets: dict[tuple[str, str], str] | None = None) -> list[CheckItem]:
+    """The defensible incident report's checklist, filled from the evidence."""
+    items: list[CheckItem] = []
+    resets = analysis.resets
+    source_kinds = {str(s.get("kind", "")) for s in analysis.log_sources}
+    source_kinds |= {x.kind for x, _ in all_logs(analysis)}
+
+    # 1. the reset captured at two vantage points (and its pcap snippets)
+    multi = [r for r in resets if len({s.vantage for s in r.seen_at}) >= 2]
+    if not resets:
+        items.append(CheckItem("two_vantages", "pcap at two vantage points", NONE_FOUND, "No reset to show."))
+    elif multi:
+        details = [f"{r.id}: seen at {', '.join(s.vantage for s in r.seen_at)}" for r in multi[:8]]
+        if snippets:
+            details.append(f"{plural(len(snippets), 'pcap snippet')} written beside this report.")
+        items.append(
+            CheckItem(
+                "two_vantages",
+                "pcap at two vantage points",
+                PRESENT,
+                f"{len(multi)} of {plural(len(resets), 'reset')} captured at two or more vantage points.",
+                details,
+            )
+        )
+    else:
+        status = MISSING if len(analysis.captures) < 2 else NONE_FOUND
+        why = (
+            "Only one capture was supplied: a second one, near the other end, is needed to tell who sent the resets."
+            if len(analysis.captures) < 2
+            else "Every reset was seen at one vantage only (absent from the others: that itself is evidence)."
+        )
+        items.append(CheckItem("two_vantages", "pcap at two vantage points", status, why))
+
+    # 2. the 4-tuples and any NAT mapping between vantages
+    translated = []
+    for r in resets:
+        tuples = {(s.src, s.sport, s.dst, s.dport) for s in r.seen_at if s.src}
+        if len(tuples) > 1:
+            translated.append(
+                f"{r.id}: "
+                + " | ".join(
+                    f"{s.vantage} {endpoint(s.src, s.sport)} -> {endpoint(s.dst, s.dport)}" for s in r.seen_at
+                )
+            )
+    nat_evidence = _evidence_lines(analysis, ("nat", "translat", "stitch"))
+    if not resets:
+        items.append(CheckItem("tuples", "4-tuples and NAT mapping", NONE_FOUND, "No reset to show."))
+    else:
+        details = [f"{r.id}: {endpoint(r.src, r.sport)} -> {endpoint(r.dst, r.dport)}" for r in resets[:5]]
+        if translated or nat_evidence:
+            summary = (
+                f"4-tuples of every reset; address translation mapped for {plural(len(translated), 'reset')}."
+            )
+            items.append(
+                CheckItem(
+                    "tuples",
+                    "4-tuples and NAT mapping",
+                    PRESENT,
+                    summary,
+                    translated[:8] + nat_evidence + details,
+                )
+            )
+        elif len(analysis.captures) >= 2:
+            summary = (
+                "4-tuples of every reset; the addresses are the same at every vantage (no NAT between them)."
+            )
+            items.append(CheckItem("tuples", "4-tuples and NAT mapping", PRESENT, summary, details))
+        else:
+            summary = (
+                "4-tuples known; the NAT mapping needs a capture on the other side of the translating box."
+            )
+            items.append(CheckItem("tuples", "4-tuples and NAT mapping", MISSING, summary, details))
+
+    # 3. proxy log lines
+    proxy_lines = _log_lines(analysis, PROXY_LOG_KINDS)
+    if proxy_lines:
+        items.append(
+            CheckItem(
+                "proxy_logs", "proxy log lines", PRESENT, "Proxy log lines tied to the resets:", proxy_lines
+            )
+        )
+    elif source_kinds & set(PROXY_LOG_KINDS):
+        items.append(
+            CheckItem(
+                "proxy_logs", "proxy log lines", NONE_FOUND, "Proxy logs were read; no line matched a reset."
+            )
+        )
+    else:
+        proxies = any(h.role == "proxy" for h in analysis.hosts) or any(
+            r.sender.role == "proxy" for r in resets
+        )
+        items.append(
+            CheckItem(
+                "proxy_logs",
+                "proxy log lines",
+                MISSING,
+                "No proxy log (nginx, HAProxy, Envoy) was supplied"
+                + (": add the proxy's error and access logs." if proxies else "."),
+            )
+        )
+
+    # 4. restart / overload evidence
+    restart = _log_lines(analysis, HOST_LOG_KINDS, RESTART_WORDS) + _evidence_lines(
+        analysis, ("restart", "oom", "overflow", "backlog", "killed")
+    )
+    if restart:
+        items.append(CheckItem("restart", "restart or overload evidence", PRESENT, "Found:", restart))
+    elif source_kinds & set(HOST_LOG_KINDS):
+        items.append(
+            CheckItem(
+                "restart",
+                "restart or overload evidence",
+                NONE_FOUND,
+                "Host logs were read: no restart, kill or overload near the resets.",
+            )
+        )
+    else:
+        items.append(
+            CheckItem(
+                "restart",
+                "restart or overload evidence",
+                MISSING,
+                "No journald or syslog export from the hosts: restarts and OOM kills cannot be ruled out.",
+            )
+        )
+
+    # 5. conntrack and port-range state
+    state = _log_lines(analysis, (*HOST_LOG_KINDS, "conntrack"), STATE_WORDS) + _evidence_lines(
+        analysis, ("conntrack", "port_range", "port range", "ip_local_port_range")
+    )
+    if state:
+        items.append(CheckItem("conntrack", "conntrack and port-range state", PRESENT, "Found:", state))
+    else:
+        items.append(
+            CheckItem(
+                "conntrack",
+                "conntrack and port-range state",
+                MISSING,
+                "No conntrack table or ip_local_port_range snapshot from the hosts: state loss on a NAT or "
+                "firewall cannot be confirmed or ruled out.",
+            )
+        )
+
+    # 6. configuration knobs implicated
+    knobs = _evidence_lines(analysis, KNOB_WORDS)
+    causes = Counter(r.cause for r in resets if r.cause in CAUSE_KNOBS)
+    if knobs:
+        items.append(
+            CheckItem("knobs", "configuration knobs implicated", PRESENT, "Named by the evidence:", knobs)
+        )
+    elif causes:
+        details = [f"{cause_title(c)}: {', '.join(CAUSE_KNOBS[c])}" for c, _ in causes.most_common()]
+        items.append(
+            CheckItem(
+                "knobs",
+                "configuration knobs implicated",
+                MISSING,
+                "The evidence names no setting; by cause, check these (attach the config files to confirm):",
+                details,
+            )
+        )
+    else:
+        items.append(
+            CheckItem(
+                "knobs",
+                "configuration knobs implicated",
+                NONE_FOUND,
+                "No decided cause implicates a setting.",
+            )
+        )
+    return items
+
+
+def missing(analysis: Analysis, limit: int = 12) -> list[str]:
+    """What would decide what is still undecided: the missing evidence the blame engine named."""
+    seen: dict[str, None] = {}
+    for r in analysis.resets:
+        for e in r.evidence:
+            if e.missing:
+                seen.setdefault(e.text, None)
+    return list(seen)[:limit]
+
+
+def ordered_roles(present: set[str]) -> list[str]:
+    return [r for r in ROLES if r in present] + sorted(present - set(ROLES))
+
+
+def reset_facts(reset: Reset) -> dict[str, Any]:
+    """Plain facts of one reset, for the explanation when the pipeline wrote none."""
+    return {
+        "sender_host": reset.sender.host or reset.src,
+        "sender_role": reset.sender.role,
+        "src": reset.src,
+        "sport": reset.sport,
+        "dst": reset.dst,
+        "dport": reset.dport,
+        "peer": reset.dst,
+    }
+
+
+def explanation(reset: Reset) -> str:
+    return reset.explanation or catalog.cause(reset.cause).explain(reset_facts(reset))
