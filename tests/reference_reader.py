@@ -21,6 +21,9 @@ from resetlens.capture.table import (
     CSUM_BAD,
     CSUM_OK,
     CSUM_UNKNOWN,
+    DIR_IN,
+    DIR_OUT,
+    DIR_UNKNOWN,
     OPT_MALFORMED,
     OPT_MSS,
     OPT_OTHER,
@@ -52,8 +55,6 @@ ETH_IPV6 = 0x86DD  # EtherType IPv6
 ETH_VLAN = (0x8100, 0x88A8, 0x9100)  # 802.1Q / QinQ tags
 TEREDO_PORT = 3544  # Teredo UDP port
 
-ROW = [name for name, _ in PACKET_DTYPE.descr]
-
 
 @dataclass
 class PacketChunk:
@@ -65,19 +66,20 @@ class PacketChunk:
 
 def read_reference(path: str | Path) -> PacketChunk:
     """Read a whole capture into one chunk."""
-    rows: list[tuple] = []
+    rows: list[dict] = []
     segments: dict[int, bytes] = {}
     for frame, (offset, ts, iface, linktype, data) in enumerate(_records(Path(path)), start=1):
         parsed = _decode_link(linktype, data)
         if parsed is None:
             continue
         row, seg = parsed
-        if row is None:
-            continue
-        rows.append((frame, offset, ts, iface, *row))
-        if row[7] & RST:
+        row.update(frame=frame, offset=offset, ts=ts, iface=iface)
+        rows.append(row)
+        if row["flags"] & RST:
             segments[frame] = seg
-    table = np.array(rows, dtype=PACKET_DTYPE) if rows else np.zeros(0, dtype=PACKET_DTYPE)
+    table = np.zeros(len(rows), dtype=PACKET_DTYPE)
+    for name in PACKET_DTYPE.names:
+        table[name] = [r.get(name, 0) for r in rows]
     return PacketChunk(table, segments)
 
 
@@ -170,17 +172,30 @@ def _decode_link(linktype: int, data: bytes):
     if linktype == LT_SLL:
         if len(data) < 16:
             return None
-        return _decode_ether(struct.unpack_from("!H", data, 14)[0], data[16:])
+        return _with(_decode_ether(struct.unpack_from("!H", data, 14)[0], data[16:]), _sll_dir(data[1]), 0)
     if linktype == LT_SLL2:
         if len(data) < 20:
             return None
-        return _decode_ether(struct.unpack_from("!H", data, 0)[0], data[20:])
+        ifindex = struct.unpack_from("!I", data, 4)[0]
+        return _with(
+            _decode_ether(struct.unpack_from("!H", data, 0)[0], data[20:]), _sll_dir(data[10]), ifindex
+        )
     if linktype == LT_FDDI:
         # 1 byte frame control + 2 x 6 MAC, then 802.2 LLC SNAP (AA AA 03 OUI(3) type(2)).
         if len(data) < 21 or data[13:15] != b"\xaa\xaa":
             return None
         return _decode_ether(struct.unpack_from("!H", data, 19)[0], data[21:])
     return None
+
+
+def _sll_dir(pkttype: int) -> int:
+    return DIR_OUT if pkttype == 4 else DIR_IN if pkttype <= 3 else DIR_UNKNOWN
+
+
+def _with(parsed, direction: int, ifindex: int):
+    if parsed is not None:
+        parsed[0].update(direction=direction, ifindex=ifindex)
+    return parsed
 
 
 def _decode_ether(etype: int, data: bytes):
@@ -263,9 +278,11 @@ def _decode_l4(proto: int, l4: bytes, l4_wire: int, ip: tuple, pseudo: bytes, de
     csum = 0
     if flags & RST:
         csum = _check(l4, l4_wire, pseudo, ver)
-    row = (
-        ver, src_hi, src_lo, dst_hi, dst_lo, sport, dport, flags, seq, ack, window, ttl, ip_id, df,
-        payload_len, captured, opts, tsval, csum,
+    body = bytes(l4[hlen : hlen + min(captured, 4)]).ljust(4, b"\0")
+    row = dict(
+        ipver=ver, src_hi=src_hi, src_lo=src_lo, dst_hi=dst_hi, dst_lo=dst_lo, sport=sport, dport=dport,
+        flags=flags, seq=seq, ack=ack, window=window, ttl=ttl, ip_id=ip_id, df=df, payload_len=payload_len,
+        captured_len=captured, opts=opts, tsval=tsval, csum=csum, head=struct.unpack("!I", body)[0],
     )  # fmt: skip
     return row, bytes(l4[: min(len(l4), l4_wire)])
 
