@@ -1,0 +1,421 @@
+"""Run the analysis over every bundle of an archive: local process pool or a Dask cluster.
+
+Workers run `analyze_task` (a plain function of a BundleSpec) and write the bundle's reports; the
+parent is the only database writer and commits each result as it arrives. Failures are recorded,
+never fatal. Rerunning skips bundles whose content hash is unchanged and whose last status is ok.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import socket
+import time
+import traceback
+from collections.abc import Callable, Iterable
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor
+from concurrent.futures import wait as futures_wait
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from resetlens.batch.db import BatchDB, KnownBundle
+from resetlens.batch.discover import BundleSpec, discover
+from resetlens.errors import ResetlensError
+
+# Report file names inside a bundle's report folder.
+JSON_NAME = "analysis.json"
+HTML_NAME = "report.html"
+# Idle time after which the parent releases the database so other processes can read it.
+IDLE_RELEASE_S = 0.5
+# Results in flight per worker: enough to keep workers busy, few enough to bound memory.
+INFLIGHT_PER_WORKER = 2
+# Longest error text stored (one line).
+ERROR_MAX = 400
+
+AnalyzeFn = Callable[[Any], Any]  # resetlens.bundle.Bundle -> resetlens.model.Analysis
+
+
+@dataclass
+class TaskResult:
+    """What a worker sends back for one bundle."""
+
+    bundle: str
+    status: str  # "ok", "failed", or "unchanged" (hash and reports as before: nothing redone)
+    error: str | None = None
+    analysis: dict[str, Any] | None = None
+    reports: dict[str, str] = field(default_factory=dict)  # "json"/"html" -> path
+    content_hash: str | None = None
+    duration_s: float = 0.0
+    worker: str = ""
+
+
+@dataclass
+class BatchSummary:
+    bundles: int = 0
+    ok: int = 0
+    failed: int = 0
+    skipped: int = 0
+    resets: int = 0
+    bytes: int = 0
+    seconds: float = 0.0
+    failures: list[tuple[str, str]] = field(default_factory=list)  # (bundle, reason)
+    index: Path | None = None
+    parquet: list[Path] = field(default_factory=list)
+
+
+# -- the task (runs in a worker) --------------------------------------------------------------------
+
+
+def default_analyze(bundle: Any) -> Any:
+    """The real single-bundle analysis."""
+    from resetlens import pipeline
+
+    return pipeline.analyze(bundle)
+
+
+def report_dir(out: Path, bundle_name: str) -> Path:
+    """A bundle's report folder under --out: the name made filename-safe (plus a tag when altered)."""
+    safe = re.sub(r"[^A-Za-z0-9._-]+", "_", bundle_name.replace("/", "__")).strip("._") or "root"
+    if safe != bundle_name:
+        import hashlib
+
+        safe += "-" + hashlib.sha1(bundle_name.encode("utf-8", "surrogateescape")).hexdigest()[:6]
+    return out / safe
+
+
+def analyze_task(
+    spec: BundleSpec,
+    out: str | None = None,
+    known: KnownBundle | None = None,
+    analyze: AnalyzeFn | None = None,
+) -> TaskResult:
+    """Analyse one bundle and write its reports. Never raises: a failure is a result."""
+    start = time.perf_counter()
+    result = TaskResult(spec.name, "failed", worker=f"{socket.gethostname()}:{os.getpid()}")
+    try:
+        result.content_hash = spec.hash()
+        if (
+            known is not None
+            and known.status == "ok"
+            and known.content_hash == result.content_hash
+            and all(Path(p).is_file() for p in known.reports)
+            and (out is None or known.reports)
+        ):
+            result.status = "unchanged"
+            return result
+        analysis = (analyze or default_analyze)(_pipeline_bundle(spec))
+        if not getattr(analysis, "bundle", None):
+            analysis.bundle = spec.name
+        from resetlens.report.jsonreport import dumps
+
+        text = dumps(analysis)
+        result.analysis = json.loads(text)
+        if out is not None:
+            result.reports = _write_reports(analysis, text, report_dir(Path(out), spec.name))
+        result.status = "ok"
+    except ResetlensError as e:
+        result.error = _one_line(str(e))
+    except MemoryError:
+        result.error = "out of memory"
+    except Exception as e:  # a bug in the analysis must not stop the batch: record where it happened
+        where = traceback.extract_tb(e.__traceback__)[-1] if e.__traceback__ else None
+        at = f" ({Path(where.filename).name}:{where.lineno})" if where else ""
+        result.error = _one_line(f"internal error {type(e).__name__}: {e}{at}")
+    finally:
+        result.duration_s = time.perf_counter() - start
+    return result
+
+
+def _pipeline_bundle(spec: BundleSpec) -> Any:
+    """The resetlens.bundle.Bundle the pipeline reads: the manifest's, or one built from the grouping."""
+    from resetlens.bundle import Bundle, LogSpec, guess_log_kind, load_bundle
+
+    if spec.kind == "manifest":
+        return load_bundle(spec.root)
+    bundle = Bundle(root=spec.root, title=spec.name)
+    bundle.captures = [c for c in spec.captures]
+    capture_paths = {p for c in spec.captures for p in c.paths}
+    for f in spec.files:
+        kind = guess_log_kind(f)
+        if kind and f.resolve() not in capture_paths:
+            bundle.logs.append(LogSpec(f.resolve(), kind))
+    snapshots = spec.root / "snapshots"
+    if snapshots.is_dir():
+        bundle.snapshots = snapshots
+    return bundle
+
+
+def _write_reports(analysis: Any, json_text: str, folder: Path) -> dict[str, str]:
+    """JSON and HTML reports, each written to a temp file and renamed into place."""
+    folder.mkdir(parents=True, exist_ok=True)
+    reports = {}
+    target = folder / JSON_NAME
+    tmp = folder / f".{JSON_NAME}.{os.getpid()}.tmp"
+    tmp.write_text(json_text, encoding="utf-8")
+    os.replace(tmp, target)
+    reports["json"] = str(target)
+    try:
+        from resetlens.report.html import write_html
+    except ImportError:  # the HTML reporter is optional in a stripped-down install
+        return reports
+    target = folder / HTML_NAME
+    tmp = folder / f".{HTML_NAME}.{os.getpid()}.tmp"
+    try:
+        write_html(analysis, tmp, snippets_dir=folder / "snippets")
+    except TypeError:  # a reporter without snippet support
+        write_html(analysis, tmp)
+    os.replace(tmp, target)
+    reports["html"] = str(target)
+    return reports
+
+
+def _one_line(text: str) -> str:
+    line = " ".join(text.split())
+    return line if len(line) <= ERROR_MAX else line[: ERROR_MAX - 1] + "…"
+
+
+# -- executors ------------------------------------------------------------------------------------
+
+
+class LocalExecutor:
+    """A process pool on this machine; replaced when a worker dies (the bundles in flight are retried alone)."""
+
+    def __init__(self, workers: int) -> None:
+        self.workers = max(1, workers)
+        self._pool = self._new_pool(self.workers)
+
+    @staticmethod
+    def _new_pool(n: int) -> ProcessPoolExecutor:
+        import multiprocessing
+
+        # forkserver: workers are not forked from a parent with threads (progress display) running
+        return ProcessPoolExecutor(max_workers=n, mp_context=multiprocessing.get_context("forkserver"))
+
+    @property
+    def slots(self) -> int:
+        return self.workers * INFLIGHT_PER_WORKER
+
+    def submit(self, fn: Callable[..., TaskResult], *args: Any) -> Future:
+        return self._pool.submit(fn, *args)
+
+    def wait(self, pending: set, timeout: float | None) -> set:
+        done, _ = futures_wait(pending, timeout=timeout, return_when=FIRST_COMPLETED)
+        return done
+
+    def result(self, future: Future) -> TaskResult:
+        return future.result()
+
+    def restart(self, workers: int | None = None) -> None:
+        self._pool.shutdown(wait=False, cancel_futures=True)
+        self._pool = self._new_pool(workers or self.workers)
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=True, cancel_futures=True)
+
+
+class DaskExecutor:
+    """The same tasks on an existing dask.distributed cluster."""
+
+    def __init__(self, address: str, connect_timeout: float = 30.0) -> None:
+        try:
+            from distributed import Client
+        except ImportError:
+            raise ResetlensError("--dask needs the 'distributed' package") from None
+        try:
+            self.client = Client(address, timeout=connect_timeout, set_as_default=False)
+        except (OSError, TimeoutError, ValueError) as e:
+            raise ResetlensError(
+                f"cannot reach the Dask scheduler at {address}: {_one_line(str(e))}"
+            ) from None
+        threads = sum(self.client.nthreads().values())
+        self.workers = max(1, threads)
+
+    @property
+    def slots(self) -> int:
+        return self.workers * INFLIGHT_PER_WORKER
+
+    def submit(self, fn: Callable[..., TaskResult], *args: Any) -> Any:
+        return self.client.submit(fn, *args, pure=False)
+
+    def wait(self, pending: set, timeout: float | None) -> set:
+        from distributed import wait
+
+        try:
+            done, _ = wait(list(pending), timeout=timeout, return_when="FIRST_COMPLETED")
+        except TimeoutError:
+            return set()
+        return set(done)
+
+    def result(self, future: Any) -> TaskResult:
+        return future.result()
+
+    def restart(self, workers: int | None = None) -> None:  # the cluster manages its own workers
+        pass
+
+    def close(self) -> None:
+        self.client.close()
+
+
+# -- the batch (runs in the parent) ---------------------------------------------------------------
+
+
+def run_batch(
+    archive: Path,
+    db_path: Path,
+    out: Path | None = None,
+    workers: int | None = None,
+    dask: str | None = None,
+    parquet: Path | None = None,
+    analyze: AnalyzeFn | None = None,
+    progress: Any = None,
+) -> BatchSummary:
+    """Analyse every bundle under `archive` into `db_path` (and reports under `out`).
+
+    `analyze` replaces the pipeline (a picklable module-level function of a resetlens.bundle.Bundle).
+    `progress` is a BatchProgress-like object (None = silent). Raises ResetlensError for bad usage only.
+    """
+    archive = Path(archive)
+    if not archive.is_dir():
+        raise ResetlensError("no such archive folder", path=str(archive))
+    db = BatchDB(Path(db_path))
+    if out is not None:
+        out = Path(out).resolve()
+        try:
+            out.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise ResetlensError(f"cannot create the report folder: {e.strerror}", path=str(out)) from None
+    if workers is not None and workers < 1:
+        raise ResetlensError(f"--workers must be at least 1, got {workers}")
+    specs = discover(archive, exclude=[out] if out is not None else [])
+    known = db.known()
+    summary = BatchSummary(bundles=len(specs))
+    executor: LocalExecutor | DaskExecutor
+    executor = DaskExecutor(dask) if dask else LocalExecutor(workers or os.cpu_count() or 1)
+    started = time.perf_counter()
+    if progress is not None:
+        progress.start(len(specs))
+    try:
+        _drive(executor, specs, known, out, analyze, db, summary, progress)
+    finally:
+        db.release()
+        executor.close()
+        if progress is not None:
+            progress.stop()
+    summary.seconds = time.perf_counter() - started
+    if parquet is not None:
+        summary.parquet = db.export_parquet(Path(parquet))
+        db.release()
+    if out is not None:
+        from resetlens.batch.index import write_index
+
+        summary.index = write_index(db, out / "index.html", out)
+        db.release()
+    return summary
+
+
+def _drive(
+    executor: LocalExecutor | DaskExecutor,
+    specs: list[BundleSpec],
+    known: dict[str, KnownBundle],
+    out: Path | None,
+    analyze: AnalyzeFn | None,
+    db: BatchDB,
+    summary: BatchSummary,
+    progress: Any,
+) -> None:
+    queue = list(reversed(specs))
+    suspects: list[BundleSpec] = []  # in flight when a worker died: retried one at a time
+    in_flight: dict[Any, BundleSpec] = {}
+    out_arg = str(out) if out is not None else None
+
+    def submit(spec: BundleSpec) -> None:
+        in_flight[executor.submit(analyze_task, spec, out_arg, known.get(spec.name), analyze)] = spec
+
+    isolated = False
+    while queue or in_flight or suspects:
+        if not queue and not in_flight and suspects:
+            # retry the bundles a dying worker took down, each alone, so the culprit fails by itself
+            isolated = True
+            executor.restart(1)
+            queue = [suspects.pop()]
+        while queue and len(in_flight) < (1 if isolated else executor.slots):
+            submit(queue.pop())
+        done = executor.wait(set(in_flight), IDLE_RELEASE_S)
+        if not done:
+            db.release()  # idle: let readers in while the workers compute
+            done = executor.wait(set(in_flight), None)
+        broken = False
+        for fut in done:
+            spec = in_flight.pop(fut)
+            try:
+                result = executor.result(fut)
+            except BrokenProcessPool:
+                if isolated:
+                    result = TaskResult(spec.name, "failed", "worker process died (crash or out of memory)")
+                else:
+                    suspects.append(spec)
+                    broken = True
+                    continue
+            except Exception as e:  # the cluster lost the task (KilledWorker, pickling, ...)
+                result = TaskResult(spec.name, "failed", _one_line(f"task failed: {type(e).__name__}: {e}"))
+            _commit(db, spec, result, summary)
+            if progress is not None:
+                progress.advance(result, spec)
+        if broken:
+            suspects.extend(in_flight.values())
+            in_flight.clear()
+            executor.restart()
+
+
+def _commit(db: BatchDB, spec: BundleSpec, result: TaskResult, summary: BatchSummary) -> None:
+    summary.bytes += _size(spec.files)
+    if result.status == "unchanged":
+        summary.skipped += 1
+        return
+    a = result.analysis or {}
+    captures = a.get("captures") or []
+    first = [c.get("first_ts") for c in captures if isinstance(c.get("first_ts"), int | float)]
+    last = [c.get("last_ts") for c in captures if isinstance(c.get("last_ts"), int | float)]
+    verdict = (a.get("summary") or {}).get("verdict")
+    row = {
+        "bundle": spec.name,
+        "path": str(spec.root),
+        "status": result.status,
+        "error": result.error,
+        "analyzed_at": datetime.now(UTC).replace(tzinfo=None),  # naive UTC: TIMESTAMP column
+        "resets": len(a.get("resets") or []) if result.status == "ok" else None,
+        "connections": len(a.get("connections") or []) if result.status == "ok" else None,
+        "captures": len(captures) if result.status == "ok" else len(spec.captures) or None,
+        "content_hash": result.content_hash,
+        "duration_s": result.duration_s,
+        "kind": spec.kind,
+        "title": a.get("title") or None,
+        "verdict": verdict if isinstance(verdict, str) else None,
+        "first_ts": min(first) if first else None,
+        "last_ts": max(last) if last else None,
+        "json_report": result.reports.get("json"),
+        "html_report": result.reports.get("html"),
+        "worker": result.worker,
+        "resetlens_version": a.get("resetlens_version"),
+    }
+    db.record(row, result.analysis if result.status == "ok" else None)
+    if result.status == "ok":
+        summary.ok += 1
+        summary.resets += row["resets"] or 0
+    else:
+        summary.failed += 1
+        summary.failures.append((spec.name, result.error or "failed"))
+
+
+def _size(files: Iterable[Path]) -> int:
+    total = 0
+    for f in files:
+        try:
+            total += f.stat().st_size
+        except OSError:
+            pass
+    return total
