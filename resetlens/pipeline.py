@@ -261,3 +261,110 @@ def _sighting(r: VantageRead, c: match.Copy) -> Sighting:
 
 def connections_of(analysis: Analysis, vantage: str) -> list[Connection]:
     return [c for c in analysis.connections if c.vantage == vantage]
+
+
+# ---------------------------------------------------------------------------------------------
+# Pass 2: the reset's connection at the vantages where the RST itself is absent.
+# ---------------------------------------------------------------------------------------------
+
+CONN_SLACK = 2.0  # seconds a reset may fall outside a connection's span and still belong to it
+
+
+def locate_connections(analysis: Analysis, reads: list[VantageRead]) -> dict[tuple[str, str], Connection]:
+    """(reset id, vantage) -> the same connection at a vantage that did not capture the RST.
+
+    Matched on the 4-tuple as written at any sighting (either direction); across a NAT that rewrote
+    addresses, on both ports when that is unique (Linux masquerading keeps ports where it can).
+    """
+    by_tuple: dict[str, dict[tuple, list[Connection]]] = {}
+    by_ports: dict[str, dict[tuple, list[Connection]]] = {}
+    for r in reads:
+        t: dict[tuple, list[Connection]] = defaultdict(list)
+        p: dict[tuple, list[Connection]] = defaultdict(list)
+        for c in r.result.connections:
+            t[frozenset(((c.orig_h, c.orig_p), (c.resp_h, c.resp_p)))].append(c)
+            p[frozenset((c.orig_p, c.resp_p))].append(c)
+        by_tuple[r.spec.vantage] = t
+        by_ports[r.spec.vantage] = p
+    found: dict[tuple[str, str], Connection] = {}
+    for reset in analysis.resets:
+        seen = {s.vantage for s in reset.seen_at}
+        tuples = {frozenset(((s.src, s.sport), (s.dst, s.dport))) for s in reset.seen_at}
+        ports = {frozenset((s.sport, s.dport)) for s in reset.seen_at}
+        for r in reads:
+            v = r.spec.vantage
+            if v in seen:
+                continue
+            err = (r.summary.clock_offset_error or 0.0) + CONN_SLACK
+            cands = [c for tup in tuples for c in by_tuple[v].get(tup, [])]
+            if not cands:
+                cands = [c for pp in ports for c in by_ports[v].get(pp, [])]
+            cands = [c for c in cands if c.ts - err <= reset.ts <= c.ts + (c.duration or 0.0) + err]
+            if cands:
+                found[(reset.id, v)] = min(cands, key=lambda c: abs(c.ts - reset.ts))
+    return found
+
+
+def collect_packets(read: VantageRead, conns: list[Connection]) -> dict[str, np.ndarray]:
+    """Re-read one capture and keep every packet of the given connections (by uid)."""
+    from resetlens.capture.table import addr_to_halves, flow_key
+
+    if not conns:
+        return {}
+    probe = np.zeros(len(conns), dtype=PACKET_DTYPE)
+    for i, c in enumerate(conns):
+        probe[i]["src_hi"], probe[i]["src_lo"] = addr_to_halves(c.orig_h)
+        probe[i]["dst_hi"], probe[i]["dst_lo"] = addr_to_halves(c.resp_h)
+        probe[i]["sport"], probe[i]["dport"] = c.orig_p, c.resp_p
+    keys = flow_key(probe)
+    spans = {c.uid: (c.first_frame, c.last_frame) for c in conns}
+    key_of = {c.uid: int(k) for c, k in zip(conns, keys, strict=True)}
+    parts: dict[str, list[np.ndarray]] = defaultdict(list)
+    frame_base = 0
+    for path in read.spec.paths:
+        reader = open_capture(path)
+        for chunk in reader.chunks():
+            table = chunk.table
+            if not len(table):
+                continue
+            frames = table["frame"].astype(np.int64) + frame_base
+            fk = flow_key(table)
+            hit = np.isin(fk, keys)
+            if not hit.any():
+                continue
+            for uid, (lo, hi) in spans.items():
+                sel = hit & (fk == np.uint64(key_of[uid])) & (frames >= lo) & (frames <= hi)
+                if sel.any():
+                    part = table[sel].copy()
+                    part["frame"] = frames[sel]
+                    parts[uid].append(part)
+        frame_base += reader.info.packets
+    return {uid: np.concatenate(p) for uid, p in parts.items()}
+
+
+def gather_flows(analysis: Analysis, reads: list[VantageRead]) -> tuple[dict, dict]:
+    """Packets of each reset's connection at every vantage that holds it.
+
+    Returns (flows keyed by (vantage, uid), connection uid keyed by (reset id, vantage)).
+    """
+    flows: dict[tuple[str, str], np.ndarray] = {}
+    conn_at: dict[tuple[str, str], str] = {}
+    for r in reads:
+        for uid, f in r.result.flows.items():
+            flows[(r.spec.vantage, uid)] = f
+    for reset in analysis.resets:
+        for s in reset.seen_at:
+            if s.connection:
+                conn_at[(reset.id, s.vantage)] = s.connection
+    located = locate_connections(analysis, reads)
+    wanted: dict[str, dict[str, Connection]] = defaultdict(dict)
+    for (rid, v), c in located.items():
+        conn_at[(rid, v)] = c.uid
+        if (v, c.uid) not in flows:
+            wanted[v][c.uid] = c
+    for r in reads:
+        need = wanted.get(r.spec.vantage)
+        if need:
+            for uid, f in collect_packets(r, list(need.values())).items():
+                flows[(r.spec.vantage, uid)] = f
+    return flows, conn_at
