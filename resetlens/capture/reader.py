@@ -1,0 +1,727 @@
+"""Streaming capture reader: classic pcap (µs/ns, both byte orders), pcapng, optionally gzip-compressed.
+
+The file is read in large blocks with `readinto` into one reusable buffer (memory stays bounded,
+pipes and gzip work, nothing is mapped). Per block, a tight walk finds where every record starts
+(`walk.py`, or the optional C accelerator), numpy gathers the record headers, and `decode.py`
+gathers the link/IP/TCP fields of all frames at once.
+"""
+
+from __future__ import annotations
+
+import gzip
+import os
+import struct
+import zlib
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from resetlens.capture import formats as fmt
+from resetlens.capture import walk
+from resetlens.capture.decode import Decoded, decode_block
+from resetlens.capture.linktypes import SUPPORTED, linktype_name
+from resetlens.capture.table import DIR_IN, DIR_OUT, PACKET_DTYPE
+from resetlens.errors import CaptureError
+
+BLOCK_SIZE = 16 << 20  # bytes read per block
+SLACK = 64  # spare bytes after the data so clipped 8-byte gathers stay inside the buffer
+MAX_RECORD = 64 << 20  # a record or block larger than this is corruption, not a packet
+
+
+@dataclass
+class Interface:
+    """One capture interface (classic pcap has exactly one)."""
+
+    id: int  # global index over all pcapng sections, as the table's `iface` column
+    linktype: int
+    linktype_name: str
+    tsresol: float  # seconds per timestamp tick
+    name: str | None = None
+    snaplen: int = 0
+    section: int = 0
+    ticks: int = fmt.DEFAULT_TSRESOL  # ticks per second (exact)
+    tsoffset: int = 0  # if_tsoffset seconds
+
+
+@dataclass
+class CaptureInfo:
+    """What the reader learnt about a capture; complete once `chunks()` is exhausted."""
+
+    path: str
+    format: str  # "pcap", "pcap-ns", "pcapng", with "+gzip" when compressed
+    link_types: list[str] = field(default_factory=list)
+    interfaces: list[Interface] = field(default_factory=list)
+    packets: int = 0  # all frames
+    tcp_packets: int = 0  # frames that gave a table row
+    bytes: int = 0  # capture stream bytes consumed (after decompression)
+    first_ts: float | None = None
+    last_ts: float | None = None
+    warnings: list[str] = field(default_factory=list)
+    snaplen: int = 0  # classic pcap header snaplen (0 for pcapng)
+    fragments_skipped: int = 0  # non-first IP fragments (no TCP header)
+
+
+@dataclass
+class PacketChunk:
+    """One block's TCP rows (frame order) and the raw segments of its RST rows (frame -> bytes)."""
+
+    table: np.ndarray
+    segments: dict[int, bytes] = field(default_factory=dict)
+
+
+@dataclass
+class Records:
+    """The frames of one block that share a byte order: where they are and their record headers."""
+
+    offset: np.ndarray  # record header offset in the block buffer
+    data: np.ndarray  # packet data offset in the block buffer
+    caplen: np.ndarray
+    wirelen: np.ndarray
+    ts: np.ndarray
+    iface: np.ndarray
+    linktype: np.ndarray  # -1 when the record names no known interface
+    direction: np.ndarray  # from pcapng epb_flags (DIR_*), 0 otherwise
+    first_frame: int
+
+
+class _Stream:
+    """A readinto source over a plain or gzip file that turns decompression errors into a warning."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        try:
+            self.raw = open(path, "rb", buffering=0)  # closed by close()
+        except OSError as exc:
+            raise CaptureError(f"cannot open: {exc.strerror or exc}", path=path) from None
+        try:
+            head = os.pread(self.raw.fileno(), 2, 0)
+        except OSError:
+            head = b""
+        self.gzip = head == fmt.GZIP_MAGIC
+        self.src = gzip.GzipFile(fileobj=self.raw, mode="rb") if self.gzip else self.raw
+        self.pos = 0  # stream bytes delivered
+        self.error: str | None = None
+
+    def readinto(self, mv: memoryview) -> int:
+        """Fill mv as far as the stream goes; returns the bytes read (short only at the end)."""
+        got = 0
+        while got < len(mv) and self.error is None:
+            try:
+                n = self.src.readinto(mv[got:])
+            except (OSError, EOFError, zlib.error) as exc:
+                what = "compressed stream" if self.gzip else "file"
+                self.error = f"{what} unreadable after byte {self.pos + got}: {exc}"
+                break
+            if not n:
+                break
+            got += n
+        self.pos += got
+        return got
+
+    def close(self) -> None:
+        try:
+            if self.gzip:
+                self.src.close()
+        finally:
+            self.raw.close()
+
+
+def open_capture(path: str | os.PathLike[str]) -> CaptureReader:
+    """Open a capture and check its file header; raises CaptureError when nothing is usable."""
+    return CaptureReader(os.fspath(path))
+
+
+class CaptureReader:
+    """Streams a capture as PacketChunks; `info` is filled as the stream is read."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self.info = CaptureInfo(path=path, format="")
+        stream = _Stream(path)
+        try:
+            head = bytearray(fmt.SHB_MIN)
+            got = stream.readinto(memoryview(head))
+            self._probe(bytes(head[:got]), stream)
+        finally:
+            stream.close()
+
+    def _probe(self, head: bytes, stream: _Stream) -> None:
+        suffix = "+gzip" if stream.gzip else ""
+        if not head:
+            raise CaptureError(stream.error or "empty file", path=self.path, offset=0)
+        magic = head[:4]
+        if magic in fmt.PCAP_MAGICS:
+            if len(head) < fmt.PCAP_HEADER:
+                raise CaptureError("truncated pcap file header", path=self.path, offset=len(head))
+            endian, nano, _ = fmt.PCAP_MAGICS[magic]
+            self.kind = "pcap"
+            self.info.format = ("pcap-ns" if nano else "pcap") + suffix
+            linktype = struct.unpack_from(endian + "I", head, 20)[0] & fmt.PCAP_LINKTYPE_MASK
+            if linktype not in SUPPORTED:
+                raise CaptureError(
+                    f"unsupported link type {linktype} ({linktype_name(linktype)})", path=self.path, offset=20
+                )
+        elif magic == struct.pack("<I", fmt.BT_SHB):
+            if len(head) < fmt.SHB_MIN:
+                raise CaptureError("truncated pcapng section header", path=self.path, offset=len(head))
+            bom = head[8:12]
+            if bom not in (b"\x4d\x3c\x2b\x1a", b"\x1a\x2b\x3c\x4d"):
+                raise CaptureError("bad pcapng byte-order magic", path=self.path, offset=8)
+            self.kind = "pcapng"
+            self.info.format = "pcapng" + suffix
+        else:
+            hexed = " ".join(f"{b:02x}" for b in magic)
+            raise CaptureError(f"not a pcap or pcapng file (magic {hexed})", path=self.path, offset=0)
+
+    # -- streaming -------------------------------------------------------------------------------
+
+    def chunks(self) -> Iterator[PacketChunk]:
+        """Decode the whole capture block by block (each call starts again from the beginning)."""
+        self.info = CaptureInfo(path=self.path, format=self.info.format)
+        unknown: dict[int, list[int]] = {}  # linktype -> [frames, first stream offset]
+        for buf, base, parts in self._blocks():
+            tables = []
+            segments: dict[int, bytes] = {}
+            for recs in parts:
+                n = len(recs.offset)
+                if not n:
+                    continue
+                self.info.packets += n
+                self._note_ts(recs.ts)
+                good = np.isin(recs.linktype, list(SUPPORTED))
+                if not good.all():
+                    self._note_unknown(recs, good, base, unknown)
+                    idx = np.flatnonzero(good)
+                else:
+                    idx = None
+                dec = self._decode(buf, recs, idx)
+                table = _table(dec, recs, idx, base)
+                self.info.fragments_skipped += dec.fragments_skipped
+                for rec, seg in dec.segments.items():
+                    pos = rec if idx is None else int(idx[rec])
+                    segments[recs.first_frame + pos] = seg
+                tables.append(table)
+            if tables:
+                table = tables[0] if len(tables) == 1 else np.concatenate(tables)
+                self.info.tcp_packets += len(table)
+                yield PacketChunk(table, segments)
+        self._finish(unknown)
+
+    def _decode(self, buf: np.ndarray, recs: Records, idx: np.ndarray | None) -> Decoded:
+        if idx is None:
+            return decode_block(buf, recs.data, recs.caplen, recs.wirelen, recs.linktype)
+        return decode_block(buf, recs.data[idx], recs.caplen[idx], recs.wirelen[idx], recs.linktype[idx])
+
+    def _note_ts(self, ts: np.ndarray) -> None:
+        if not len(ts):
+            return
+        lo = float(np.nanmin(ts)) if not np.isnan(ts).all() else None
+        hi = float(np.nanmax(ts)) if lo is not None else None
+        if lo is not None:
+            self.info.first_ts = lo if self.info.first_ts is None else min(self.info.first_ts, lo)
+            self.info.last_ts = hi if self.info.last_ts is None else max(self.info.last_ts, hi)
+
+    def _note_unknown(self, recs: Records, good: np.ndarray, base: int, unknown: dict) -> None:
+        bad = np.flatnonzero(~good)
+        for code in np.unique(recs.linktype[bad]).tolist():
+            hit = bad[recs.linktype[bad] == code]
+            entry = unknown.setdefault(int(code), [0, base + int(recs.offset[hit[0]])])
+            entry[0] += len(hit)
+
+    def _finish(self, unknown: dict[int, list[int]]) -> None:
+        info = self.info
+        for code, (count, first) in sorted(unknown.items()):
+            if code < 0:
+                info.warnings.append(
+                    f"skipped {count} frames naming an undefined pcapng interface (first at byte {first})"
+                )
+            else:
+                info.warnings.append(
+                    f"skipped {count} frames of unsupported link type {code} ({linktype_name(code)}),"
+                    f" first at byte {first}"
+                )
+        if info.fragments_skipped:
+            info.warnings.append(f"skipped {info.fragments_skipped} non-first IP fragments (no TCP header)")
+        names = []
+        for iface in info.interfaces:
+            if iface.linktype_name not in names:
+                names.append(iface.linktype_name)
+        info.link_types = names
+        usable = [i for i in info.interfaces if i.linktype in SUPPORTED]
+        if info.packets and not usable and self.kind == "pcapng":
+            raise CaptureError(
+                "no interface has a supported link type: " + ", ".join(names or ["none defined"]),
+                path=self.path,
+            )
+
+    # -- block loop --------------------------------------------------------------------------------
+
+    def _blocks(self) -> Iterator[tuple[np.ndarray, int, list[Records]]]:
+        """Yield (buffer as uint8, stream offset of buffer[0], record groups) per block."""
+        stream = _Stream(self.path)
+        try:
+            if self.kind == "pcap":
+                parser: _Parser = _PcapParser(self, stream)
+            else:
+                parser = _PcapngParser(self, stream)
+            yield from _block_loop(self, stream, parser)
+        finally:
+            self.info.bytes = stream.pos
+            stream.close()
+
+    def warn(self, message: str) -> None:
+        self.info.warnings.append(message)
+
+
+class _Parser:
+    """One walk over a buffer: returns record groups, bytes consumed and whether to stop."""
+
+    first_frame = 1
+    base = 0  # stream offset of the buffer's first byte, set by the block loop before each walk
+
+    def header(self) -> int:
+        raise NotImplementedError
+
+    def finish(self) -> None:
+        """Called once at the end of the stream."""
+
+    def walk(
+        self, buf: bytearray, npbuf: np.ndarray, limit: int, eof: bool
+    ) -> tuple[list[Records], int, int]:
+        """-> (groups, consumed, need): need > 0 asks for a bigger buffer, -1 says stop."""
+        raise NotImplementedError
+
+
+def _block_loop(reader: CaptureReader, stream: _Stream, parser: _Parser):
+    size = BLOCK_SIZE
+    buf = bytearray(size + SLACK)
+    npbuf = np.frombuffer(buf, np.uint8)
+    filled = 0
+    base = parser.header()
+    eof = False
+    while True:
+        if not eof:
+            got = stream.readinto(memoryview(buf)[filled:size])
+            eof = filled + got < size
+            filled += got
+        parser.base = base
+        groups, consumed, need = parser.walk(buf, npbuf, filled, eof)
+        if groups:
+            yield npbuf, base, groups
+        stop = need < 0
+        if need > 0 and need <= MAX_RECORD and not eof:
+            if need > size:  # one record larger than the buffer: grow it once, copy the tail
+                size = need
+                grown = bytearray(size + SLACK)
+                grown[: filled - consumed] = buf[consumed:filled]
+                buf, npbuf = grown, np.frombuffer(grown, np.uint8)
+                base += consumed
+                filled -= consumed
+                continue
+        elif need > MAX_RECORD:
+            reader.warn(f"record of {need} bytes at byte {base + consumed} is absurd; reading stopped there")
+            stop = True
+        if stop:
+            break
+        if consumed:
+            rest = filled - consumed
+            buf[:rest] = buf[consumed:filled]
+            base += consumed
+            filled = rest
+        if eof:
+            if filled:
+                reader.warn(
+                    f"truncated last record at byte {base}: {filled} bytes left after the last complete one"
+                )
+            break
+    parser.finish()
+    if stream.error:
+        reader.warn(stream.error)
+
+
+class _PcapParser(_Parser):
+    def __init__(self, reader: CaptureReader, stream: _Stream) -> None:
+        self.reader = reader
+        self.stream = stream
+
+    def header(self) -> int:
+        head = bytearray(fmt.PCAP_HEADER)
+        self.stream.readinto(memoryview(head))
+        endian, nano, hdr = fmt.PCAP_MAGICS[bytes(head[:4])]
+        snaplen, linktype = struct.unpack_from(endian + "II", head, 16)
+        linktype &= fmt.PCAP_LINKTYPE_MASK
+        self.little = endian == "<"
+        self.scale = 1e-9 if nano else 1e-6
+        self.hdr = hdr
+        self.linktype = linktype
+        self.maxcap = min(max(snaplen, fmt.STANDARD_MAX_CAPLEN), MAX_RECORD)
+        self.caplen_at = struct.Struct(endian + "I")
+        info = self.reader.info
+        info.snaplen = snaplen
+        info.interfaces = [
+            Interface(
+                0, linktype, linktype_name(linktype), self.scale, None, snaplen, 0, 10**9 if nano else 10**6
+            )
+        ]
+        return fmt.PCAP_HEADER
+
+    def walk(self, buf, npbuf, limit, eof):
+        offs, consumed, absurd = walk.walk_pcap(buf, 0, limit, self.hdr, self.maxcap, self.little)
+        need = 0
+        if absurd:
+            cap = self.caplen_at.unpack_from(buf, consumed + 8)[0]
+            self.reader.warn(
+                f"absurd caplen {cap} in record at byte {self.base + consumed}; reading stopped there"
+            )
+            need = -1
+        elif not offs and consumed + self.hdr <= limit and not eof:
+            need = self.hdr + self.caplen_at.unpack_from(buf, consumed + 8)[0]
+        groups = []
+        if offs:
+            off = np.asarray(offs, np.int64)
+            groups.append(self._records(npbuf, off))
+        return groups, consumed, need
+
+    def _records(self, npbuf: np.ndarray, off: np.ndarray) -> Records:
+        get = walk.gather_u32_le if self.little else walk.gather_u32_be
+        sec = get(npbuf, off)
+        frac = get(npbuf, off + 4)
+        caplen = get(npbuf, off + 8)
+        wirelen = get(npbuf, off + 12)
+        n = len(off)
+        recs = Records(
+            offset=off,
+            data=off + self.hdr,
+            caplen=caplen,
+            wirelen=wirelen,
+            ts=sec.astype(np.float64) + frac.astype(np.float64) * self.scale,
+            iface=np.zeros(n, np.int64),
+            linktype=np.full(n, self.linktype, np.int64),
+            direction=np.zeros(n, np.uint8),
+            first_frame=self.first_frame,
+        )
+        self.first_frame += n
+        return recs
+
+
+def _table(dec: Decoded, recs: Records, idx: np.ndarray | None, base: int) -> np.ndarray:
+    rec = dec.rec if idx is None else idx[dec.rec]
+    table = np.zeros(len(rec), PACKET_DTYPE)
+    if not len(rec):
+        return table
+    table["frame"] = recs.first_frame + rec
+    table["offset"] = base + recs.offset[rec]
+    table["ts"] = recs.ts[rec]
+    table["iface"] = recs.iface[rec]
+    for name, col in dec.cols.items():
+        table[name] = col
+    link_dir = dec.direction[dec.rec]
+    table["direction"] = np.where(link_dir != 0, link_dir, recs.direction[rec])
+    table["ifindex"] = dec.ifindex[dec.rec]
+    return table
+
+
+class _PcapngParser(_Parser):
+    """Block walk over pcapng sections; packet blocks are gathered per byte-order run."""
+
+    def __init__(self, reader: CaptureReader, stream: _Stream) -> None:
+        self.reader = reader
+        self.stream = stream
+        self.section = -1
+        self.little = True
+        self.section_base = 0  # global id of the section's interface 0
+        self.section_ifaces = 0
+        self.unknown_blocks: dict[int, list[int]] = {}
+        self.last_ts = float("nan")
+
+    def header(self) -> int:
+        return 0  # the first SHB is walked like any other block
+
+    def walk(self, buf, npbuf, limit, eof):
+        groups: list[Records] = []
+        at = 0
+        need = 0
+        while True:
+            offs, others, at, stop = walk.walk_pcapng(buf, at, limit, self.little)
+            if offs:
+                recs, bad = self._records(npbuf, np.asarray(offs, np.int64), others)
+                if recs is not None:
+                    groups.append(recs)
+                if bad is not None:
+                    self.reader.warn(bad[0])
+                    return groups, bad[1], -1
+            if stop == walk.STOP_NEED:
+                if at == 0 and at + 12 <= limit and not eof:
+                    need = self._block_length(buf, at)  # one block larger than the buffer
+                break
+            if stop == walk.STOP_BAD:
+                length = struct.unpack_from("<I" if self.little else ">I", buf, at + 4)[0]
+                self._bad_length(at, length)
+                need = -1
+                break
+            # STOP_OTHER: a non-EPB block, complete in the buffer
+            result = self._other_block(buf, at, limit)
+            if result is None:
+                need = -1
+                break
+            if result == 0:
+                if not eof and at == 0:
+                    need = self._block_length(buf, at)
+                break
+            at += result
+        return groups, at, need
+
+    def _block_length(self, buf: bytearray, at: int) -> int:
+        little = self.little
+        if struct.unpack_from("<I", buf, at)[0] == fmt.BT_SHB:
+            little = bytes(buf[at + 8 : at + 12]) == b"\x4d\x3c\x2b\x1a"
+        return struct.unpack_from("<I" if little else ">I", buf, at + 4)[0]
+
+    def _bad_length(self, at: int, length: int) -> None:
+        self.reader.warn(
+            f"pcapng block at byte {self.base + at} has an impossible length {length}; reading stopped there"
+        )
+
+    def _other_block(self, buf: bytearray, at: int, limit: int) -> int | None:
+        """Handle one non-EPB block at `at`; returns its length, 0 if incomplete, None to stop."""
+        if at + 12 > limit:
+            return 0
+        btype = struct.unpack_from("<I", buf, at)[0]
+        if btype == fmt.BT_SHB:
+            bom = bytes(buf[at + 8 : at + 12])
+            if bom == b"\x4d\x3c\x2b\x1a":
+                little = True
+            elif bom == b"\x1a\x2b\x3c\x4d":
+                little = False
+            else:
+                self.reader.warn(f"pcapng section header at byte {self.base + at} has a bad byte-order magic")
+                return None
+            e = "<" if little else ">"
+            length = struct.unpack_from(e + "I", buf, at + 4)[0]
+            if length < fmt.SHB_MIN or length & 3 or length > MAX_RECORD:
+                self._bad_length(at, length)
+                return None
+            if at + length > limit:
+                return 0
+            if not self._trailer_ok(buf, at, length, e):
+                return None
+            major = struct.unpack_from(e + "H", buf, at + 12)[0]
+            if major != 1:
+                self.reader.warn(
+                    f"pcapng section at byte {self.base + at} has version {major}; reading stopped"
+                )
+                return None
+            self.little = little
+            self.section += 1
+            self.section_base = len(self.reader.info.interfaces)
+            self.section_ifaces = 0
+            return length
+        e = "<" if self.little else ">"
+        btype, length = struct.unpack_from(e + "II", buf, at)
+        if length < 12 or length & 3 or length > MAX_RECORD:
+            self._bad_length(at, length)
+            return None
+        if at + length > limit:
+            return 0
+        if not self._trailer_ok(buf, at, length, e):
+            return None
+        if self.section < 0:
+            self.reader.warn(f"pcapng file does not start with a section header (byte {self.base + at})")
+            return None
+        if btype == fmt.BT_IDB:
+            if length < fmt.IDB_FIXED:
+                self._bad_length(at, length)
+                return None
+            self._idb(buf, at, length, e)
+        elif btype in fmt.PACKET_BLOCKS:
+            return length  # packet blocks are gathered by the walk; never reached for them
+        elif btype not in fmt.KNOWN_NON_PACKET:
+            entry = self.unknown_blocks.setdefault(btype, [0, self.base + at])
+            entry[0] += 1
+        return length
+
+    def _trailer_ok(self, buf: bytearray, at: int, length: int, e: str) -> bool:
+        trailing = struct.unpack_from(e + "I", buf, at + length - 4)[0]
+        if trailing != length:
+            self.reader.warn(
+                f"pcapng block at byte {self.base + at}: length {length} but trailing length {trailing};"
+                " reading stopped there"
+            )
+            return False
+        return True
+
+    def _idb(self, buf: bytearray, at: int, length: int, e: str) -> None:
+        linktype, _, snaplen = struct.unpack_from(e + "HHI", buf, at + 8)
+        ticks = fmt.DEFAULT_TSRESOL
+        tsoffset = 0
+        name = None
+        for code, value in fmt.iter_options(memoryview(buf)[at + 16 : at + length - 4], e):
+            if code == fmt.IF_TSRESOL and value:
+                got = fmt.tsresol_ticks(value[0])
+                if got is None:
+                    self.reader.warn(f"interface at byte {self.base + at}: unusable if_tsresol {value[0]}")
+                else:
+                    ticks = got
+            elif code == fmt.IF_TSOFFSET and len(value) >= 8:
+                tsoffset = struct.unpack_from(e + "q", value)[0]
+            elif code == fmt.IF_NAME:
+                name = value.decode("utf-8", "replace").rstrip("\0")
+        info = self.reader.info
+        info.interfaces.append(
+            Interface(
+                id=len(info.interfaces),
+                linktype=linktype,
+                linktype_name=linktype_name(linktype),
+                tsresol=1.0 / ticks,
+                name=name,
+                snaplen=snaplen,
+                section=self.section,
+                ticks=ticks,
+                tsoffset=tsoffset,
+            )
+        )
+        self.section_ifaces += 1
+
+    def _records(self, npbuf: np.ndarray, off: np.ndarray, others: dict[int, int]):
+        """Record headers of packet blocks at `off`; returns (Records or None, (warning, stop at) or None)."""
+        get = walk.gather_u32_le if self.little else walk.gather_u32_be
+        n = len(off)
+        length = get(npbuf, off + 4)
+        btype = np.full(n, fmt.BT_EPB, np.int64)
+        if others:
+            pos = np.searchsorted(off, np.fromiter(others.keys(), np.int64, len(others)))
+            btype[pos] = np.fromiter(others.values(), np.int64, len(others))
+        epb = btype != fmt.BT_SPB
+        iface = get(npbuf, off + 8)
+        if not epb.all() or (btype == fmt.BT_PB).any():
+            pb = btype == fmt.BT_PB
+            get16 = walk.gather_u16_le if self.little else walk.gather_u16_be
+            iface = np.where(pb, get16(npbuf, off + 8), np.where(epb, iface, 0))
+        caplen = np.where(epb, get(npbuf, off + 20), 0)
+        wirelen = np.where(epb, get(npbuf, off + 24), get(npbuf, off + 8))
+        data = off + np.where(epb, 28, 12)
+        trailing = get(npbuf, off + length - 4)
+        ifaces = self.reader.info.interfaces
+        local_ok = iface < self.section_ifaces
+        gid = np.where(local_ok, self.section_base + iface, 0)
+        if ifaces:
+            snap = np.array([i.snaplen for i in ifaces], np.int64)[gid]
+        else:
+            snap = np.zeros(n, np.int64)
+        spb_cap = np.minimum(wirelen, length - fmt.SPB_FIXED)
+        spb_cap = np.where(snap > 0, np.minimum(spb_cap, snap), spb_cap)
+        caplen = np.where(epb, caplen, np.maximum(spb_cap, 0))
+        room = length - np.where(epb, fmt.EPB_FIXED, fmt.SPB_FIXED)
+        bad = (trailing != length) | (caplen > room) | (length < np.where(epb, fmt.EPB_FIXED, fmt.SPB_FIXED))
+        problem = None
+        if bad.any():
+            k = int(np.argmax(bad))
+            where = self.base + int(off[k])
+            if trailing[k] != length[k]:
+                why = f"length {int(length[k])} but trailing length {int(trailing[k])}"
+            else:
+                why = f"caplen {int(caplen[k])} does not fit block length {int(length[k])}"
+            problem = (f"pcapng packet block at byte {where}: {why}; reading stopped there", int(off[k]))
+            off, length, btype, epb, iface, caplen, wirelen, data, local_ok, gid = (
+                a[:k] for a in (off, length, btype, epb, iface, caplen, wirelen, data, local_ok, gid)
+            )
+            n = k
+            if not n:
+                return None, problem
+        if ifaces:
+            lts = np.array([i.linktype for i in ifaces], np.int64)
+            linktype = np.where(local_ok, lts[gid], -1)
+            ticks = np.array([i.ticks for i in ifaces], np.uint64)[gid]
+            tsoff = np.array([i.tsoffset for i in ifaces], np.float64)[gid]
+        else:
+            linktype = np.full(n, -1, np.int64)
+            ticks = np.full(n, fmt.DEFAULT_TSRESOL, np.uint64)
+            tsoff = np.zeros(n, np.float64)
+        hi = get(npbuf, off + 12).astype(np.uint64)
+        lo = get(npbuf, off + 16).astype(np.uint64)
+        units = (hi << np.uint64(32)) | lo
+        sec = units // ticks
+        frac = units - sec * ticks
+        ts = sec.astype(np.float64) + frac.astype(np.float64) / ticks.astype(np.float64) + tsoff
+        ts = np.where(epb, ts, np.nan)
+        if not epb.all():
+            ts = self._fill_ts(ts)
+        direction = self._epb_direction(npbuf, off, length, caplen, epb)
+        recs = Records(
+            offset=off,
+            data=data,
+            caplen=caplen,
+            wirelen=wirelen,
+            ts=ts,
+            iface=np.where(local_ok, gid, 0),
+            linktype=linktype,
+            direction=direction,
+            first_frame=self.first_frame,
+        )
+        self.first_frame += n
+        if len(ts) and not np.isnan(ts[-1]):
+            self.last_ts = float(ts[-1])
+        return recs, problem
+
+    def _fill_ts(self, ts: np.ndarray) -> np.ndarray:
+        """Simple packet blocks have no timestamp: carry the previous packet's forward."""
+        if not getattr(self, "_spb_warned", False):
+            self._spb_warned = True
+            self.reader.warn("simple packet blocks carry no timestamp: the previous packet's time is used")
+        idx = np.where(np.isnan(ts), -1, np.arange(len(ts)))
+        idx = np.maximum.accumulate(idx)
+        filled = np.where(idx >= 0, ts[np.maximum(idx, 0)], self.last_ts)
+        return np.where(np.isnan(filled), 0.0, filled)
+
+    def _epb_direction(self, npbuf, off, length, caplen, epb) -> np.ndarray:
+        """Direction bits of the epb_flags option, when an EPB has options."""
+        n = len(off)
+        direction = np.zeros(n, np.uint8)
+        at = off + 28 + ((caplen + 3) & ~3)
+        stop = off + length - 4
+        rows = np.flatnonzero(epb & (at + 4 <= stop))
+        if not len(rows):
+            return direction
+        get16 = walk.gather_u16_le if self.little else walk.gather_u16_be
+        get = walk.gather_u32_le if self.little else walk.gather_u32_be
+        at = at[rows]
+        stop = stop[rows]
+        for _ in range(8):
+            live = at + 4 <= stop
+            rows, at, stop = rows[live], at[live], stop[live]
+            if not len(rows):
+                break
+            code = get16(npbuf, at)
+            olen = get16(npbuf, at + 2)
+            hit = (code == fmt.EPB_FLAGS) & (olen == 4) & (at + 8 <= stop)
+            bits = get(npbuf, at + 4) & 3
+            direction[rows[hit]] = np.where(bits[hit] == 1, DIR_IN, np.where(bits[hit] == 2, DIR_OUT, 0))
+            more = (code != fmt.OPT_ENDOFOPT) & ~hit
+            rows, at, stop, olen = rows[more], at[more], stop[more], olen[more]
+            at = at + 4 + ((olen + 3) & ~3)
+        return direction
+
+    def finish(self) -> None:
+        for btype, (count, first) in sorted(self.unknown_blocks.items()):
+            self.reader.warn(
+                f"skipped {count} pcapng blocks of unknown type 0x{btype:08x}, first at byte {first}"
+            )
+        self.unknown_blocks = {}
+
+
+def read_table(path: str | os.PathLike[str]) -> tuple[np.ndarray, dict[int, bytes], CaptureInfo]:
+    """The whole capture as one table, its RST segments and its info."""
+    reader = open_capture(path)
+    tables = []
+    segments: dict[int, bytes] = {}
+    for chunk in reader.chunks():
+        tables.append(chunk.table)
+        segments.update(chunk.segments)
+    if not tables:
+        table = np.zeros(0, PACKET_DTYPE)
+    elif len(tables) == 1:
+        table = tables[0]
+    else:
+        table = np.concatenate(tables)
+    return table, segments, reader.info
