@@ -486,4 +486,8 @@ def reset_facts(reset: Reset) -> dict[str, Any]:
 
 
 def explanation(reset: Reset) -> str:
-    return reset.explanation or catalog.cause(reset.cause).explain(reset_facts(reset))
+    """The pipeline's explanation, else the catalog's when the reset's facts fill it ('' otherwise)."""
+    if reset.explanation:
+        return reset.explanation
+    text = catalog.cause(reset.cause).explain(reset_facts(reset))
+    return "" if "?" in text else text

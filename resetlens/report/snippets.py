@@ -1,0 +1,81 @@
+"""pcap snippets: each reset's flow at each vantage, cut out of the original capture for the ticket.
+
+Files are named by `snippet_name(reset_id, vantage)` inside one folder, so the HTML writer finds
+them again from a saved analysis without an index.  Vantage names and reset ids are data: the
+name keeps only safe characters and adds a short hash when it had to change anything.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+
+from resetlens.errors import ResetlensError
+from resetlens.model import Analysis
+
+# Longest readable part of a snippet file name (vantage names can be long).
+NAME_PART_MAX = 40
+
+
+def _safe(part: str) -> str:
+    cleaned = "".join(ch if ch.isascii() and (ch.isalnum() or ch in "-_.") else "_" for ch in part)
+    cleaned = cleaned.strip(".")[:NAME_PART_MAX] or "_"
+    if cleaned != part:
+        cleaned += "-" + hashlib.sha1(part.encode("utf-8", "replace")).hexdigest()[:8]
+    return cleaned
+
+
+def snippet_name(reset_id: str, vantage: str) -> str:
+    """File name of the snippet of one reset's flow at one vantage (no path separators, no dots first)."""
+    return f"{_safe(reset_id)}--{_safe(vantage)}.pcap"
+
+
+def write_snippets(
+    analysis: Analysis, out_dir: str | os.PathLike[str], capture_paths: dict[str, str | os.PathLike[str]]
+) -> dict[tuple[str, str], str]:
+    """Cut each reset's flow frames out of each vantage's capture into out_dir.
+
+    Returns {(reset_id, vantage): path relative to out_dir}.  A vantage without a capture path or
+    without flow frames gets no snippet; a capture that cannot be read again is a ResetlensError.
+    """
+    from resetlens.capture import extract_frames, write_pcap  # the capture readers' cutter
+
+    out = Path(out_dir)
+    wanted: dict[str, set[int]] = {}
+    for r in analysis.resets:
+        for s in r.seen_at:
+            if s.vantage in capture_paths and s.flow_frames:
+                wanted.setdefault(s.vantage, set()).update(s.flow_frames)
+    if not wanted:
+        return {}
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ResetlensError(f"cannot create snippet folder: {exc.strerror or exc}", path=str(out)) from None
+    written: dict[tuple[str, str], str] = {}
+    for vantage, frames in wanted.items():
+        # one pass over each capture for all its resets' frames
+        by_frame = extract_frames(capture_paths[vantage], sorted(frames))
+        by_frame = _as_mapping(by_frame, sorted(frames))
+        for r in analysis.resets:
+            for s in r.seen_at:
+                if s.vantage != vantage or not s.flow_frames:
+                    continue
+                frames_here = [by_frame[f] for f in sorted(set(s.flow_frames)) if f in by_frame]
+                if not frames_here:
+                    continue
+                name = snippet_name(r.id, vantage)
+                write_pcap(out / name, frames_here)
+                written[(r.id, vantage)] = name
+    return written
+
+
+def _as_mapping(extracted: object, frames: list[int]) -> dict[int, object]:
+    """extract_frames' answer as {frame number: frame}, whether it returned a dict or a list in order."""
+    if isinstance(extracted, dict):
+        return extracted
+    items = list(extracted)  # type: ignore[call-overload]
+    if items and isinstance(items[0], tuple) and len(items[0]) == 2 and isinstance(items[0][0], int):
+        return dict(items)
+    return dict(zip(frames, items, strict=False))
