@@ -53,7 +53,6 @@ LT_SLL2 = 276  # Linux cooked v2
 ETH_IPV4 = 0x0800  # EtherType IPv4
 ETH_IPV6 = 0x86DD  # EtherType IPv6
 ETH_VLAN = (0x8100, 0x88A8, 0x9100)  # 802.1Q / QinQ tags
-TEREDO_PORT = 3544  # Teredo UDP port
 
 
 @dataclass
@@ -212,6 +211,8 @@ def _decode_ip(data: bytes, version: int, depth: int = 0):
             return None
         ihl = (data[0] & 0x0F) * 4
         total = struct.unpack_from("!H", data, 2)[0]
+        if total == 0:  # TSO capture on the sending host: the length is filled in later (Zeek uses caplen)
+            total = len(data)
         ip_id = struct.unpack_from("!H", data, 4)[0]
         frag = struct.unpack_from("!H", data, 6)[0]
         ttl, proto = data[8], data[9]
@@ -253,18 +254,22 @@ def _decode_ip(data: bytes, version: int, depth: int = 0):
 
 def _decode_l4(proto: int, l4: bytes, l4_wire: int, ip: tuple, pseudo: bytes, depth: int):
     if proto == 17 and depth == 0 and len(l4) >= 8:
-        sport, dport = struct.unpack_from("!HH", l4, 0)
-        if TEREDO_PORT in (sport, dport):
-            inner = l4[8:]
-            while len(inner) >= 2 and inner[0] == 0:
-                if inner[1] == 1 and len(inner) >= 4:  # authentication indicator
-                    inner = inner[4 + inner[2] + inner[3] + 9 :]
-                elif inner[1] == 0:  # origin indication
-                    inner = inner[8:]
-                else:
-                    break
-            if inner and inner[0] >> 4 == 6:
-                return _decode_ip(inner, 6, depth + 1)
+        # Teredo: IPv6 in UDP (port 3544, or any port when the payload is a well-formed IPv6 packet,
+        # like Zeek's and Wireshark's Teredo heuristics), after optional indicator headers.
+        inner = l4[8:]
+        while len(inner) >= 2 and inner[0] == 0:
+            if inner[1] == 1 and len(inner) >= 4:  # authentication indicator
+                inner = inner[4 + inner[2] + inner[3] + 9 :]
+            elif inner[1] == 0:  # origin indication
+                inner = inner[8:]
+            else:
+                break
+        if (
+            len(inner) >= 40
+            and inner[0] >> 4 == 6
+            and struct.unpack_from("!H", inner, 4)[0] + 40 == len(inner)
+        ):
+            return _decode_ip(inner, 6, depth + 1)
         return None
     if proto != 6 or len(l4) < 20:
         return None

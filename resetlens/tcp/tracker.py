@@ -1,0 +1,273 @@
+"""Stream packet-table chunks of one capture through the Zeek connection logic.
+
+Memory grows with live connections and reset-relevant flows, not with packets: each chunk's rows are
+kept only as a bounded window per connection (its first HEAD_PKTS packets and the TAIL_PKTS before its
+first RST, then what follows the RST), and compaction drops the rows of connections that ended without a
+RST.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from resetlens.capture.table import OPT_WSCALE, PACKET_DTYPE, RST, SYN, halves_to_addr
+from resetlens.model import Connection
+from resetlens.tcp.conn import Conn, Endpoint, is_reuse, process_packet, wants_flip
+
+HEAD_PKTS = 6  # packets kept from the start of every connection (handshake)
+TAIL_PKTS = 48  # packets kept before a connection's first RST
+AFTER_RST_PKTS = 4096  # packets kept after a connection's first RST
+MAX_ANCHORS = 200_000  # bound on the clock-alignment sample
+ANCHOR_DATA_PKTS = 2  # data segments per direction that count as anchors
+COMPACT_ROWS = 1_000_000  # compact the retained rows when this many are pending
+
+
+@dataclass
+class RstSnapshot:
+    """The receiver's and sender's TCP state just before a RST segment (filled in the packet loop)."""
+
+    conn: Conn
+    sender: Endpoint
+    receiver: Endpoint
+    row: np.void  # the RST's packet-table row
+    ordinal: int  # index of the RST among its connection's packets
+    sender_state: int  # Zeek endpoint state before the RST
+    receiver_state: int
+    sender_next_seq: int | None  # one past the highest sequence the sender had sent (absolute)
+    receiver_ack: int | None  # ack field of the receiver's last ACK (absolute)
+    receiver_window: int | None  # window field of the receiver's last packet (unscaled)
+    window_scaled: bool  # both SYNs offered window scaling (scale factor not in the table)
+    prev_ts: float | None  # time of the connection's previous packet
+    history_before: str
+
+
+@dataclass
+class TrackerOutput:
+    connections: list[Connection]
+    snapshots: list[RstSnapshot]
+    flows: dict[str, np.ndarray]
+    anchors: np.ndarray
+    uids: dict[int, str] = field(default_factory=dict)  # conn idx -> uid
+    packets: int = 0
+
+
+class VantageTracker:
+    """Feed chunks in capture order; `finish()` returns connections, RST snapshots, flows, anchors."""
+
+    def __init__(self, vantage: str) -> None:
+        self.vantage = vantage
+        self.live: dict[tuple, Conn] = {}
+        self.objs: list[Conn | None] = []  # by conn idx, None once finalised
+        self.final_n: list[int] = []  # packets of finalised connections
+        self.first_rst: list[int] = []  # ordinal of the connection's first RST, -1 none
+        self.rows_of: list[Connection | None] = []  # finalised Connection rows by idx
+        self.snapshots: list[RstSnapshot] = []
+        self.pending: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
+        self.pending_rows = 0
+        self.compact_at = COMPACT_ROWS
+        self.anchors: list[np.ndarray] = []
+        self.anchor_rows = 0
+        self.anchor_stride = 1
+        self.packets = 0
+
+    # -- streaming ---------------------------------------------------------------------------------
+    def feed(self, table: np.ndarray) -> None:
+        n = len(table)
+        if n == 0:
+            return
+        self.packets += n
+        cid = np.empty(n, dtype=np.int32)
+        ordn = np.empty(n, dtype=np.int32)
+        anchor = np.zeros(n, dtype=bool)
+        col = {
+            name: table[name].tolist()
+            for name in (
+                "ts", "frame", "src_hi", "src_lo", "sport", "dst_hi", "dst_lo", "dport", "flags", "seq",
+                "ack", "payload_len", "captured_len", "window", "opts",
+            )
+        }  # fmt: skip
+        ts_l, fr_l = col["ts"], col["frame"]
+        sh_l, sl_l, sp_l = col["src_hi"], col["src_lo"], col["sport"]
+        dh_l, dl_l, dp_l = col["dst_hi"], col["dst_lo"], col["dport"]
+        fl_l, sq_l, ak_l = col["flags"], col["seq"], col["ack"]
+        pl_l, cl_l, wn_l, op_l = col["payload_len"], col["captured_len"], col["window"], col["opts"]
+        live = self.live
+        for i in range(n):
+            t = ts_l[i]
+            flags = fl_l[i]
+            seq = sq_l[i]
+            a = (sh_l[i], sl_l[i], sp_l[i])
+            b = (dh_l[i], dl_l[i], dp_l[i])
+            key = (a, b) if a <= b else (b, a)
+            c = live.get(key)
+            if c is not None and (c.expired_by(t) or is_reuse(c, flags, seq)):
+                self._finalise(c)
+                c = None
+            if c is None:
+                c = self._new(key, a, b, t, fr_l[i])
+                if wants_flip(flags, a[2], b[2]):
+                    c.flip_roles()
+                live[key] = c
+            is_orig = a == c.orig_addr
+            ep = c.orig if is_orig else c.resp
+            plen = pl_l[i]
+            if flags & SYN:
+                ep.wscale = bool(op_l[i] & OPT_WSCALE)
+                anchor[i] = True
+            elif plen and ep.data_pkts < ANCHOR_DATA_PKTS:
+                anchor[i] = True
+            if flags & RST:
+                self._snapshot(c, ep, c.resp if is_orig else c.orig, table[i])
+            process_packet(c, is_orig, t, flags, seq, ak_l[i], plen, cl_l[i], wn_l[i])
+            cid[i] = c.idx
+            ordn[i] = c.npkts
+            c.npkts += 1
+            c.last_frame = fr_l[i]
+            c.prev_ts = t
+        self.pending.append((table, cid, ordn))
+        self.pending_rows += n
+        self._add_anchors(table[anchor])
+        if self.pending_rows >= self.compact_at:
+            self._compact()
+
+    def _new(self, key: tuple, orig: tuple, resp: tuple, t: float, frame: int) -> Conn:
+        c = Conn(len(self.objs), key, orig, resp, t, frame)
+        self.objs.append(c)
+        self.final_n.append(0)
+        self.first_rst.append(-1)
+        self.rows_of.append(None)
+        return c
+
+    def _snapshot(self, c: Conn, ep: Endpoint, peer: Endpoint, row: np.void) -> None:
+        if self.first_rst[c.idx] < 0:
+            self.first_rst[c.idx] = c.npkts
+        c.rst_count += 1
+        self.snapshots.append(
+            RstSnapshot(
+                conn=c,
+                sender=ep,
+                receiver=peer,
+                row=row.copy(),
+                ordinal=c.npkts,
+                sender_state=ep.state,
+                receiver_state=peer.state,
+                sender_next_seq=ep.last_seq if ep.state != 0 else None,
+                receiver_ack=peer.ack_sent if peer.ack_sent >= 0 else None,
+                receiver_window=peer.win_sent if peer.win_sent >= 0 else None,
+                window_scaled=ep.wscale and peer.wscale,
+                prev_ts=c.prev_ts if c.npkts else None,
+                history_before=c.history_str(),
+            )
+        )
+
+    def _finalise(self, c: Conn) -> None:
+        self.rows_of[c.idx] = self._row(c)
+        self.final_n[c.idx] = c.npkts
+        self.objs[c.idx] = None
+        if self.live.get(c.key) is c:
+            del self.live[c.key]
+
+    def _row(self, c: Conn) -> Connection:
+        o, r = c.orig_addr, c.resp_addr
+        return Connection(
+            vantage=self.vantage,
+            ts=c.start_time,
+            orig_h=halves_to_addr(o[0], o[1]),
+            orig_p=o[2],
+            resp_h=halves_to_addr(r[0], r[1]),
+            resp_p=r[2],
+            conn_state=c.conn_state(),
+            history=c.history_str(),
+            duration=c.last_time - c.start_time,
+            orig_bytes=c.orig.size(c.resp),
+            resp_bytes=c.resp.size(c.orig),
+            uid=self.uid(c.idx),
+            orig_pkts=c.orig.pkts,
+            resp_pkts=c.resp.pkts,
+            first_frame=c.first_frame,
+            last_frame=c.last_frame,
+        )
+
+    def uid(self, idx: int) -> str:
+        return f"C{idx + 1}@{self.vantage}"
+
+    # -- bounded retention -------------------------------------------------------------------------
+    def _add_anchors(self, rows: np.ndarray) -> None:
+        if self.anchor_stride > 1:
+            rows = rows[:: self.anchor_stride]
+        self.anchors.append(rows)
+        self.anchor_rows += len(rows)
+        if self.anchor_rows > MAX_ANCHORS:
+            merged = np.concatenate(self.anchors)[::2]
+            self.anchors = [merged]
+            self.anchor_rows = len(merged)
+            self.anchor_stride *= 2
+
+    def _compact(self) -> None:
+        if not self.pending:
+            return
+        rows = np.concatenate([p[0] for p in self.pending])
+        cid = np.concatenate([p[1] for p in self.pending])
+        ordn = np.concatenate([p[2] for p in self.pending])
+        total = np.array(
+            [o.npkts if o is not None else n for o, n in zip(self.objs, self.final_n, strict=True)],
+            dtype=np.int64,
+        )
+        fro = np.array(self.first_rst, dtype=np.int64)
+        dead = np.array([o is None for o in self.objs], dtype=bool)
+        f = fro[cid]
+        keep_from = np.where(f >= 0, f - TAIL_PKTS, total[cid] - TAIL_PKTS)
+        keep = (ordn < HEAD_PKTS) | (ordn >= keep_from)
+        keep &= ~(dead[cid] & (f < 0))
+        keep &= (f < 0) | (ordn < f + AFTER_RST_PKTS)
+        kept = (rows[keep], cid[keep], ordn[keep])
+        self.pending = [kept]
+        self.pending_rows = len(kept[0])
+        self.compact_at = max(COMPACT_ROWS, 2 * self.pending_rows)
+
+    # -- end -------------------------------------------------------------------------------------
+    def finish(self) -> TrackerOutput:
+        for c in list(self.live.values()):
+            self._finalise(c)
+        self._compact()
+        connections = [r for r in self.rows_of if r is not None]
+        flows: dict[str, np.ndarray] = {}
+        if self.pending:
+            rows, cid, _ordn = self.pending[0]
+            fro = np.array(self.first_rst, dtype=np.int64)
+            sel = fro[cid] >= 0 if len(cid) else np.zeros(0, dtype=bool)
+            rows, cid = rows[sel], cid[sel]
+            order = np.argsort(cid, kind="stable")
+            rows, cid = rows[order], cid[order]
+            if len(cid):
+                cuts = np.flatnonzero(np.diff(cid)) + 1
+                for part, ids in zip(np.split(rows, cuts), np.split(cid, cuts), strict=True):
+                    flows[self.uid(int(ids[0]))] = part
+        anchors = np.concatenate(self.anchors) if self.anchors else np.zeros(0, dtype=PACKET_DTYPE)
+        return TrackerOutput(
+            connections=connections,
+            snapshots=self.snapshots,
+            flows=flows,
+            anchors=anchors,
+            packets=self.packets,
+        )
+
+
+def run(chunks: Iterable[Any], vantage: str) -> tuple[TrackerOutput, dict[int, bytes]]:
+    """Feed every chunk; returns the tracker output and the RST segment bytes by frame."""
+    tracker = VantageTracker(vantage)
+    segments: dict[int, bytes] = {}
+    for chunk in chunks:
+        table = chunk.table if hasattr(chunk, "table") else chunk[0]
+        segs = chunk.segments if hasattr(chunk, "segments") else chunk[1]
+        tracker.feed(table)
+        if segs:
+            segments.update(segs)
+    return tracker.finish(), segments
+
+
+__all__ = ["RstSnapshot", "TrackerOutput", "VantageTracker", "run"]
