@@ -241,7 +241,9 @@ def _from_manifest(root: Path, manifest: Path) -> Bundle:
         name = _required(item, "name", "host", where)
         role = str(item.get("role", "other"))
         if role not in HOST_ROLES:
-            raise ManifestError(f"host {name!r}: unknown role {role!r} (one of {', '.join(HOST_ROLES)})", path=where)
+            raise ManifestError(
+                f"host {name!r}: unknown role {role!r} (one of {', '.join(HOST_ROLES)})", path=where
+            )
         addrs = item.get("addresses", [])
         if not isinstance(addrs, list):
             raise ManifestError(f"host {name!r}: addresses must be a list", path=where)
@@ -268,7 +270,9 @@ def _from_manifest(root: Path, manifest: Path) -> Bundle:
         rp = _required(item, "path", "log", where)
         kind = str(item.get("kind", "")) or guess_log_kind(Path(rp)) or ""
         if kind not in LOG_KINDS:
-            raise ManifestError(f"log {rp!r}: unknown kind {kind!r} (one of {', '.join(LOG_KINDS)})", path=where)
+            raise ManifestError(
+                f"log {rp!r}: unknown kind {kind!r} (one of {', '.join(LOG_KINDS)})", path=where
+            )
         p = (root / rp).resolve()
         if not p.is_file():
             bundle.warnings.append(f"log {rp} is listed in {MANIFEST} but does not exist")

@@ -43,18 +43,31 @@ def _root(
 
 @app.command()
 def analyze(
-    bundle: Annotated[Path | None, typer.Argument(help="Bundle folder (with resetlens.toml, or just captures).")] = None,
+    bundle: Annotated[
+        Path | None, typer.Argument(help="Bundle folder (with resetlens.toml, or just captures).")
+    ] = None,
     capture: Annotated[list[str], typer.Option("--capture", "-c", help="VANTAGE=PCAP (repeatable).")] = [],  # noqa: B006
     log: Annotated[list[str], typer.Option("--log", "-l", help="KIND=PATH (repeatable).")] = [],  # noqa: B006
     host: Annotated[list[str], typer.Option("--host", help="ROLE=ADDR (repeatable).")] = [],  # noqa: B006
-    json_out: Annotated[str | None, typer.Option("--json", help="Write the JSON analysis ('-' = stdout).")] = None,
-    html_out: Annotated[Path | None, typer.Option("--html", help="Write the self-contained HTML report.")] = None,
-    md_out: Annotated[Path | None, typer.Option("--md", help="Write a Markdown summary for a ticket.")] = None,
+    json_out: Annotated[
+        str | None, typer.Option("--json", help="Write the JSON analysis ('-' = stdout).")
+    ] = None,
+    html_out: Annotated[
+        Path | None, typer.Option("--html", help="Write the self-contained HTML report.")
+    ] = None,
+    md_out: Annotated[
+        Path | None, typer.Option("--md", help="Write a Markdown summary for a ticket.")
+    ] = None,
     fail_on: Annotated[
         list[str],
-        typer.Option("--fail-on", help="Exit 1 when a reset matches: 'injected', 'cause=CODE', 'role=ROLE', 'kind=KIND'."),
+        typer.Option(
+            "--fail-on",
+            help="Exit 1 when a reset matches: 'injected', 'cause=CODE', 'role=ROLE', 'kind=KIND'.",
+        ),
     ] = [],  # noqa: B006
-    reference: Annotated[str | None, typer.Option("--reference", help="Vantage whose clock is the reference.")] = None,
+    reference: Annotated[
+        str | None, typer.Option("--reference", help="Vantage whose clock is the reference.")
+    ] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No terminal summary.")] = False,
 ) -> None:
     """Analyse one incident: captures (+ logs) in, verdict per reset out."""
@@ -89,7 +102,9 @@ def analyze(
         raise typer.Exit(1)
 
 
-def _write_outputs(analysis, json_out: str | None, html_out: Path | None, md_out: Path | None, bundle) -> None:  # noqa: ANN001
+def _write_outputs(
+    analysis, json_out: str | None, html_out: Path | None, md_out: Path | None, bundle
+) -> None:
     if json_out:
         from resetlens.report.jsonreport import write_json
 
@@ -104,7 +119,7 @@ def _write_outputs(analysis, json_out: str | None, html_out: Path | None, md_out
         write_markdown(analysis, md_out)
 
 
-def _parse_fail_on(spec: str):  # noqa: ANN202
+def _parse_fail_on(spec: str):
     """'injected' | 'cause=CODE' | 'role=ROLE' | 'kind=KIND' -> predicate over a Reset."""
     from resetlens.blame.catalog import CAUSES
     from resetlens.model import KINDS, ROLES

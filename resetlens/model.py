@@ -92,7 +92,9 @@ class Sighting:
     # the flow's last packets at this vantage up to the RST and a few after, for ladder diagrams:
     # dicts with frame, ts (reference clock), src, sport, dst, dport, flags, seq, ack, len, ttl, ip_id, window
     ladder: list[dict[str, Any]] = field(default_factory=list)
-    flow_frames: list[int] = field(default_factory=list)  # frames of the connection here (capped), for pcap snippets
+    flow_frames: list[int] = field(
+        default_factory=list
+    )  # frames of the connection here (capped), for pcap snippets
 
 
 @dataclass
@@ -197,7 +199,9 @@ class Analysis:
     hosts: list[Host] = field(default_factory=list)
     incidents: list[Incident] = field(default_factory=list)
     context_logs: list[LogLine] = field(default_factory=list)  # log lines that matched no reset
-    log_sources: list[dict[str, Any]] = field(default_factory=list)  # per file: kind, path, lines, unparsed, clock offset
+    log_sources: list[dict[str, Any]] = field(
+        default_factory=list
+    )  # per file: kind, path, lines, unparsed, clock offset
     warnings: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:

@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from resetlens import __version__
+from resetlens.blame.engine import Case, judge
 from resetlens.bundle import Bundle, CaptureSpec, load_bundle
 from resetlens.capture import open_capture
 from resetlens.capture.table import PACKET_DTYPE, RST, flag_letters, halves_to_addr
@@ -57,7 +58,9 @@ def analyze(bundle: Bundle) -> Analysis:
     clocks = clock.align({r.spec.vantage: r.result.anchors for r in reads}, reference)
     for r in reads:
         _apply_clock(r, clocks[r.spec.vantage])
-    hosts = roles.resolve_hosts(bundle, {r.spec.vantage: r.result.connections for r in reads}, _sent_ttls(reads))
+    hosts = roles.resolve_hosts(
+        bundle, {r.spec.vantage: r.result.connections for r in reads}, _sent_ttls(reads)
+    )
     resets = build_resets(reads, clocks)
     analysis = Analysis(
         resetlens_version=__version__,
@@ -70,11 +73,10 @@ def analyze(bundle: Bundle) -> Analysis:
         hosts=hosts.hosts,
         warnings=list(bundle.warnings),
     )
-    from resetlens.blame.engine import judge
-    from resetlens.evidence.pipeline import gather_evidence
-
-    evidence = gather_evidence(bundle, analysis)
-    judge(analysis, reads, hosts, evidence)
+    flows, conn_at = gather_flows(analysis, reads)
+    case = Case(analysis, {r.spec.vantage: r for r in reads}, hosts, flows, conn_at)
+    attach_logs(bundle, analysis, case)
+    judge(analysis, case)
     return analysis
 
 
@@ -128,7 +130,7 @@ def read_vantage(spec: CaptureSpec, bundle: Bundle | None = None) -> VantageRead
         path=display(spec.path) if len(spec.paths) == 1 else ", ".join(display(p) for p in spec.paths),
         host=spec.host,
         packets=sum(i.packets for i in infos),
-        resets=int(len(rst)),
+        resets=len(rst),
         first_ts=min(first) if first else None,
         last_ts=max(last) if last else None,
         warnings=warnings,
@@ -167,7 +169,9 @@ def _sent_ttls(reads: list[VantageRead]) -> dict[str, dict[str, set[int]]]:
         a = r.result.anchors
         per: dict[str, set[int]] = defaultdict(set)
         if len(a):
-            pairs = np.unique(np.stack([a["src_hi"], a["src_lo"], a["ttl"].astype(np.uint64)], axis=1), axis=0)
+            pairs = np.unique(
+                np.stack([a["src_hi"], a["src_lo"], a["ttl"].astype(np.uint64)], axis=1), axis=0
+            )
             for hi, lo, ttl in pairs[:5000]:
                 per[halves_to_addr(hi, lo)].add(int(ttl))
         out[r.spec.vantage] = per
@@ -224,7 +228,11 @@ def _sighting(r: VantageRead, c: match.Copy) -> Sighting:
     context: dict[str, Any] = rec.to_dict() if rec is not None else {}
     if c.doubles:
         context["copies"] = [
-            {"frame": int(r.rst[i]["frame"]), "ttl": int(r.rst[i]["ttl"]), "direction": int(r.rst[i]["direction"])}
+            {
+                "frame": int(r.rst[i]["frame"]),
+                "ttl": int(r.rst[i]["ttl"]),
+                "direction": int(r.rst[i]["direction"]),
+            }
             for i in [c.row, *c.doubles]
         ]
     uid = str(getattr(rec, "conn_uid", "") or "") if rec is not None else ""
@@ -368,3 +376,33 @@ def gather_flows(analysis: Analysis, reads: list[VantageRead]) -> tuple[dict, di
             for uid, f in collect_packets(r, list(need.values())).items():
                 flows[(r.spec.vantage, uid)] = f
     return flows, conn_at
+
+
+# ---------------------------------------------------------------------------------------------
+# Log and host evidence
+# ---------------------------------------------------------------------------------------------
+
+
+def attach_logs(bundle: Bundle, analysis: Analysis, case: Case) -> None:
+    """Parse every log of the bundle and tie its lines to the resets (before the verdicts, which read them)."""
+    if not bundle.logs and bundle.snapshots is None:
+        return
+    from resetlens import evidence
+
+    parsed = []
+    for spec in bundle.logs:
+        try:
+            log = evidence.parse_log(
+                spec.path, spec.kind, tz=bundle.timezone, host=spec.host, fmt=spec.format
+            )
+        except ResetlensError as e:
+            analysis.warnings.append(str(e))
+            continue
+        log.path = bundle.display(spec.path)
+        parsed.append(log)
+    result = evidence.correlate(analysis.resets, parsed, hosts=case.hosts)
+    analysis.context_logs = result.context
+    analysis.log_sources = result.sources
+    case.facts["logs"] = parsed
+    if bundle.snapshots is not None:
+        case.facts["snapshots"] = evidence.read_snapshots(bundle.snapshots)

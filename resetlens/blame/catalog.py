@@ -118,9 +118,7 @@ class Timeout(Cause):
 class PolicyReject(Cause):
     code = "policy_reject"
     title = "Rejected by policy"
-    explanation = (
-        "A rule on {sender_host} rejected the connection with a reset ({how})."
-    )
+    explanation = "A rule on {sender_host} rejected the connection with a reset ({how})."
     decision = (
         "Review the firewall/WAF/proxy policy on {sender_host} ({rule}): raise the limit or exempt this "
         "traffic if it is legitimate, otherwise the reset is the policy working as intended."
@@ -132,8 +130,7 @@ class TlsHandshake(Cause):
     code = "tls_handshake"
     title = "Reset during the TLS handshake"
     explanation = (
-        "{sender_host} reset the connection during the TLS handshake, right after the {trigger} "
-        "({how})."
+        "{sender_host} reset the connection during the TLS handshake, right after the {trigger} ({how})."
     )
     decision = (
         "Fix the TLS setup between {peer} and {sender_host}: send SNI for a name the server serves, "
@@ -215,79 +212,106 @@ def evidence_text(code: str, facts: dict[str, Any]) -> str:
 
 # Where the reset came from (origin).
 SEEN_LEAVING_SENDER = evidence_kind(
-    "seen_leaving_sender", "Captured at {vantage} on {host} itself (frame {frame}): {host} sent it.")
+    "seen_leaving_sender", "Captured at {vantage} on {host} itself (frame {frame}): {host} sent it."
+)
 ABSENT_AT_SENDER = evidence_kind(
     "absent_at_sender",
-    "Not in {host}'s own capture ({vantage}), which holds this connection at that moment: {host} did not send it.")
+    "Not in {host}'s own capture ({vantage}), which holds this connection at that moment: {host} did not send it.",
+)
 SENDER_CAPTURE_GAP = evidence_kind(
-    "sender_capture_gap", "{host}'s own capture ({vantage}) does not cover this moment or this connection.")
+    "sender_capture_gap", "{host}'s own capture ({vantage}) does not cover this moment or this connection."
+)
 LOCALLY_GENERATED = evidence_kind(
     "locally_generated",
     "On {host}'s `-i any` capture ({vantage}) the RST appears only as outgoing (frame {frame}), never arriving: "
-    "{host} generated it.")
+    "{host} generated it.",
+)
 FORWARDED = evidence_kind(
-    "forwarded", "{host}'s capture ({vantage}) shows it arriving and leaving again (frames {frames}): {host} forwarded it.")
+    "forwarded",
+    "{host}'s capture ({vantage}) shows it arriving and leaving again (frames {frames}): {host} forwarded it.",
+)
 TTL_MATCHES = evidence_kind(
-    "ttl_matches", "TTL {ttl} at {vantage} equals {claimed}'s other packets there: consistent with {claimed}.")
+    "ttl_matches", "TTL {ttl} at {vantage} equals {claimed}'s other packets there: consistent with {claimed}."
+)
 TTL_MISMATCH = evidence_kind(
     "ttl_mismatch",
     "TTL {ttl} at {vantage} but {claimed}'s own packets arrive there with TTL {baseline}: the RST entered the path "
-    "{hops} hop(s) {where} {claimed}.")
+    "{hops} hop(s) {where} {claimed}.",
+)
 TTL_INITIAL_AT_SENDER = evidence_kind(
-    "ttl_initial", "TTL {ttl} at {vantage} is an initial value: the packet had not been routed yet.")
+    "ttl_initial", "TTL {ttl} at {vantage} is an initial value: the packet had not been routed yet."
+)
 DATA_AFTER_RST = evidence_kind(
     "data_after_rst",
     "{claimed} kept sending on this connection after 'its' RST (frames {frames} at {vantage}): it never reset it "
-    "(Weaver et al. race).")
+    "(Weaver et al. race).",
+)
 RST_SEQ_BURST = evidence_kind(
     "rst_burst_seq_change",
     "{count} RSTs within a second with different sequence numbers: a real stack does not do that; an injector "
-    "spraying the window does.")
+    "spraying the window does.",
+)
 RESERVED_BITS = evidence_kind(
-    "reserved_bits", "The RST has reserved TCP header bits set (flags 0x{flags:x}): a crafted packet.")
+    "reserved_bits", "The RST has reserved TCP header bits set (flags 0x{flags:x}): a crafted packet."
+)
 BOTH_DIRECTIONS = evidence_kind(
     "both_directions_reset",
-    "RSTs towards both ends of the connection within {window} ms ({other}): a box in the middle reset both sides.")
+    "RSTs towards both ends of the connection within {window} ms ({other}): a box in the middle reset both sides.",
+)
 NAT_MAPPING = evidence_kind(
-    "nat_mapping", "Seen as {a} at {va} and as {b} at {vb}: a NAT rewrote the addresses in between.")
+    "nat_mapping", "Seen as {a} at {va} and as {b} at {vb}: a NAT rewrote the addresses in between."
+)
 NOT_EFFECTIVE = evidence_kind(
-    "not_effective", "This RST could not tear the connection down ({why}); it is not blamed.")
+    "not_effective", "This RST could not tear the connection down ({why}); it is not blamed."
+)
 CHALLENGE_ACK = evidence_kind(
-    "challenge_ack", "The receiver answered with an ACK right after it (frame {frame}): the RST was rejected (RFC 5961).")
-INJECTOR_FINGERPRINT = evidence_kind(
-    "injector_fingerprint", "Header fingerprint {what}.")
+    "challenge_ack",
+    "The receiver answered with an ACK right after it (frame {frame}): the RST was rejected (RFC 5961).",
+)
+INJECTOR_FINGERPRINT = evidence_kind("injector_fingerprint", "Header fingerprint {what}.")
 ONLY_ONE_SIDE = evidence_kind(
     "missing_sender_capture",
     "No capture from {claimed}'s side: a capture there would show whether it really sent this RST "
-    "(two-sided capture rule).")
+    "(two-sided capture rule).",
+)
 
 # What the reset answered (the packet story).
 ANSWERS_SYN = evidence_kind(
-    "answers_syn", "It answers the SYN from {peer} (frame {answered}) with RST+ACK, no SYN-ACK: nothing listened on "
-    "{dst}:{dport}.")
+    "answers_syn",
+    "It answers the SYN from {peer} (frame {answered}) with RST+ACK, no SYN-ACK: nothing listened on "
+    "{dst}:{dport}.",
+)
 ANSWERS_HANDSHAKE_ACK = evidence_kind(
     "answers_handshake_ack",
-    "It answers the handshake's final ACK ({ms} ms after it) before any data: the connection was never accepted.")
+    "It answers the handshake's final ACK ({ms} ms after it) before any data: the connection was never accepted.",
+)
 ANSWERS_SEGMENT_NO_SOCKET = evidence_kind(
     "answers_segment_no_socket",
     "It answers {peer}'s {what} (frame {answered}) with seq = that segment's ack: {sender}'s stack had no socket "
-    "for it.")
+    "for it.",
+)
 AFTER_SENDER_FIN = evidence_kind(
-    "after_sender_fin", "{sender} had already closed this connection with FIN; {peer} sent {what} after {idle} idle.")
+    "after_sender_fin",
+    "{sender} had already closed this connection with FIN; {peer} sent {what} after {idle} idle.",
+)
 ACTIVE_ABORT = evidence_kind(
     "active_abort",
     "RST+ACK with {sender}'s own next sequence number, not triggered by any segment: a program on {sender} aborted "
-    "the connection {when}.")
+    "the connection {when}.",
+)
 AFTER_IDLE = evidence_kind(
-    "after_idle", "Sent after {idle} of silence on the connection (waiting for {waiting}).")
+    "after_idle", "Sent after {idle} of silence on the connection (waiting for {waiting})."
+)
 TLS_HELLO = evidence_kind(
-    "after_client_hello", "{peer} opened with a TLS ClientHello (frame {frame}); the RST came {ms} ms later.")
-MID_RESPONSE = evidence_kind(
-    "mid_response", "{sender} had sent {bytes} bytes of response before aborting.")
+    "after_client_hello", "{peer} opened with a TLS ClientHello (frame {frame}); the RST came {ms} ms later."
+)
+MID_RESPONSE = evidence_kind("mid_response", "{sender} had sent {bytes} bytes of response before aborting.")
 UNREAD_REQUEST = evidence_kind(
-    "unread_request", "{peer} had sent {bytes} bytes that {sender} never answered.")
+    "unread_request", "{peer} had sent {bytes} bytes that {sender} never answered."
+)
 REPEATED_REJECTS = evidence_kind(
-    "repeated_rejects", "{count} connection attempts from {peer} were reset the same way within {window} s.")
+    "repeated_rejects", "{count} connection attempts from {peer} were reset the same way within {window} s."
+)
 LOG_LINE = evidence_kind("log_line", "{kind} log ({path}:{line}): {summary}")
 HOST_STATE = evidence_kind("host_state", "{host} {what}")
 MISSING = evidence_kind("missing", "{what}")

@@ -20,7 +20,9 @@ IDLE_GAP = 0.5
 # First payload bytes of a TLS handshake record (content type 22, version major 3).
 TLS_HANDSHAKE_HEAD = 0x1603
 # What HTTP requests start with (4 bytes, big-endian), for "answered a request" facts.
-HTTP_HEADS = {int.from_bytes(m, "big") for m in (b"GET ", b"POST", b"PUT ", b"HEAD", b"DELE", b"OPTI", b"PATC")}
+HTTP_HEADS = {
+    int.from_bytes(m, "big") for m in (b"GET ", b"POST", b"PUT ", b"HEAD", b"DELE", b"OPTI", b"PATC")
+}
 
 
 @dataclass
@@ -60,7 +62,9 @@ class Story:
     packets: int = 0
 
 
-def tell(flow: np.ndarray, rst_frame: int, src_lo: int | None = None, sport: int | None = None) -> Story | None:
+def tell(
+    flow: np.ndarray, rst_frame: int, src_lo: int | None = None, sport: int | None = None
+) -> Story | None:
     """The story of the RST with `rst_frame` in `flow` (packets of one connection, frame order).
 
     When the RST itself is not in this capture, pass its claimed sender (`src_lo`, `sport`) and the
@@ -97,7 +101,9 @@ def tell(flow: np.ndarray, rst_frame: int, src_lo: int | None = None, sport: int
     synack_rows = np.flatnonzero(synack & before)
     if len(syn_rows) and len(synack_rows):
         is_orig = (flow["src_lo"] == orig_lo) & (flow["sport"] == orig_port)
-        acks = np.flatnonzero(is_orig & before & ((flags & (ACK | SYN)) == ACK) & (np.arange(len(flow)) > synack_rows[0]))
+        acks = np.flatnonzero(
+            is_orig & before & ((flags & (ACK | SYN)) == ACK) & (np.arange(len(flow)) > synack_rows[0])
+        )
         if len(acks):
             established = True
             since_handshake = float(rst["ts"] - flow["ts"][acks[0]])
@@ -180,8 +186,8 @@ def tell(flow: np.ndarray, rst_frame: int, src_lo: int | None = None, sport: int
         sender_after=[int(f) for f in flow["frame"][s_after][:20]],
         sender_data_after=[int(f) for f in flow["frame"][s_data_after][:20]],
         peer_after=[int(f) for f in flow["frame"][p_after][:20]],
-        rst_burst=int(len(burst)),
+        rst_burst=len(burst),
         burst_seq_changes=bool(seq_changes),
         rst_ts=float(rst["ts"]),
-        packets=int(len(flow)),
+        packets=len(flow),
     )

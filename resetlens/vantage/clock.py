@@ -98,7 +98,7 @@ def estimate(ref: np.ndarray, other: np.ndarray) -> ClockEstimate:
         lo_s, hi_s = meds[0][1], meds[1][1]
         lower.append(float(d[sel & (sender == lo_s)].max()))
         upper.append(float(d[sel & (sender == hi_s)].min()))
-    n = int(len(common))
+    n = len(common)
     if upper and lower:
         hi = min(upper)
         lo = max(lower)
@@ -107,8 +107,13 @@ def estimate(ref: np.ndarray, other: np.ndarray) -> ClockEstimate:
             return ClockEstimate(-theta, (hi - lo) / 2, n, "matched packets")
         # Bounds cross: clock drift during the capture or asymmetric matches; fall back to the median.
         theta = float(np.median(d))
-        return ClockEstimate(-theta, float(lo - hi) / 2 + ONE_SIDED_ERROR, n, "matched packets",
-                             "one-way delay bounds disagree (drift?); median used")
+        return ClockEstimate(
+            -theta,
+            float(lo - hi) / 2 + ONE_SIDED_ERROR,
+            n,
+            "matched packets",
+            "one-way delay bounds disagree (drift?); median used",
+        )
     theta = float(np.median(d))
     spread = float(np.max(d) - np.min(d)) / 2 if n > 1 else 0.0
     note = "" if n >= MIN_MATCHES else f"only {n} packet(s) seen at both captures"
@@ -137,8 +142,13 @@ def align(anchors: dict[str, np.ndarray], reference: str) -> dict[str, ClockEsti
                         combined_err = est.error + base_est.error
                     via = "" if base == reference else f" (through {base})"
                     best = (
-                        ClockEstimate(est.offset + base_est.offset, combined_err, est.matches, est.method,
-                                      (est.note + via).strip()),
+                        ClockEstimate(
+                            est.offset + base_est.offset,
+                            combined_err,
+                            est.matches,
+                            est.method,
+                            (est.note + via).strip(),
+                        ),
                         base,
                     )
             if best is not None:
@@ -146,6 +156,7 @@ def align(anchors: dict[str, np.ndarray], reference: str) -> dict[str, ClockEsti
                 pending.remove(v)
                 progress = True
     for v in pending:
-        result[v] = ClockEstimate(0.0, None, 0, "none",
-                                  "no packet in common with any aligned capture; its clock is taken as is")
+        result[v] = ClockEstimate(
+            0.0, None, 0, "none", "no packet in common with any aligned capture; its clock is taken as is"
+        )
     return result

@@ -55,7 +55,9 @@ def resolve_hosts(
     sent_ttls: dict[str, dict[str, set[int]]],
 ) -> HostMap:
     """connections: per vantage; sent_ttls: per vantage, address -> TTLs of packets it sent there."""
-    hosts: list[Host] = [Host(h.name, h.role, [_norm(a) for a in h.addresses], "manifest") for h in bundle.hosts]
+    hosts: list[Host] = [
+        Host(h.name, h.role, [_norm(a) for a in h.addresses], "manifest") for h in bundle.hosts
+    ]
     hmap = HostMap(hosts)
     for h in hosts:
         for a in h.addresses:
@@ -94,7 +96,10 @@ def _infer_roles(connections: dict[str, list[Connection]]) -> dict[str, tuple[st
         if a and o:
             overlap = any(os_ <= ae and as_ <= oe for as_, ae in a for os_, oe in o)
             if overlap:
-                roles[addr] = ("proxy", f"answers {len(a)} connection(s) while originating {len(o)} at the same time")
+                roles[addr] = (
+                    "proxy",
+                    f"answers {len(a)} connection(s) while originating {len(o)} at the same time",
+                )
             else:
                 roles[addr] = ("other", "both originates and answers connections, never at the same time")
         elif a:

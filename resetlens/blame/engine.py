@@ -1,0 +1,853 @@
+"""Who sent each reset, how, why, and what to fix.
+
+The verdict has two halves, decided separately and then combined:
+1. Origin: did the host whose address the RST carries really send it? Proof comes from the
+   presence matrix (seen leaving the claimed sender's own capture, or absent from it while that
+   capture holds the connection), a router's `-i any` capture showing it only outgoing, and, with
+   fewer captures, from TTL against the claimed sender's baseline, the Weaver et al. races (data
+   from the claimed sender after its RST) and injector fingerprints.
+2. Cause: the packet story at the vantage nearest the sender (what the RST answered, idle gaps,
+   FINs before it, handshake state, TLS ClientHello) plus correlated log lines and host state.
+Every rule that fires adds Evidence; the confidence is the product of the two halves' strength.
+When the evidence does not decide, the cause is `unknown` and the missing evidence is named.
+"""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from resetlens.blame import catalog as cat
+from resetlens.blame.story import IDLE_GAP, Story, tell
+from resetlens.capture.table import CSUM_BAD, DIR_IN, DIR_OUT, RESERVED, addr_to_halves
+from resetlens.model import Analysis, Evidence, Host, Incident, Reset, Sender, Sighting
+from resetlens.vantage.roles import INITIAL_TTLS, HostMap, sender_role
+
+# Origin strengths (probability the origin verdict is right given the strongest evidence).
+PROOF_PRESENCE = 0.97  # seen at / absent from the claimed sender's own capture
+PROOF_LOCAL_OUT = 0.95  # outgoing-only copy on a router's -i any capture
+PROOF_RACE = 0.9  # claimed sender kept sending after its RST
+PROOF_TTL = 0.75  # TTL off the claimed sender's baseline
+ONE_SIDE = 0.7  # only the receiving side captured, nothing anomalous
+# Clusters of resets with the same sender and cause closer than this form one incident.
+INCIDENT_GAP = 60.0
+# A reset within this of a log line about the same connection or port is tied to it (seconds).
+LOG_WINDOW = 2.0
+
+
+@dataclass
+class Case:
+    """Everything the rules may look at."""
+
+    analysis: Analysis
+    reads: dict[str, Any]  # vantage -> pipeline.VantageRead
+    hosts: HostMap
+    flows: dict[tuple[str, str], np.ndarray]  # (vantage, connection uid) -> packets, own clock
+    conn_at: dict[tuple[str, str], str]  # (reset id, vantage) -> connection uid there
+    facts: dict[str, Any] = field(default_factory=dict)  # host facts from snapshots and logs
+
+
+@dataclass
+class Origin:
+    forged: bool | None  # True: not sent by the host its address claims; None: cannot tell
+    strength: float
+    sender: Host | None
+    claimed: Host | None
+    evidence: list[Evidence]
+    best_vantage: str | None  # where the packet story is read (nearest the real sender)
+
+
+def judge(analysis: Analysis, case: Case) -> None:
+    for reset in analysis.resets:
+        _verdict(case, reset)
+    _mark_both_directions(analysis)
+    analysis.incidents = incidents(analysis.resets)
+    analysis.summary = summarize(analysis)
+
+
+# ---------------------------------------------------------------------------------------------
+# Origin
+# ---------------------------------------------------------------------------------------------
+
+
+def _claimed(case: Case, reset: Reset) -> tuple[Host | None, str]:
+    """The host the RST claims to come from (ignoring a NAT box's address if another sighting has one)."""
+    first: tuple[Host | None, str] = (None, reset.src)
+    for s in reset.seen_at:
+        h = case.hosts.host_of(s.src)
+        if h is not None and h.role != "firewall":
+            return h, s.src
+        if h is not None and first[0] is None:
+            first = (h, s.src)
+    return first
+
+
+def _story(case: Case, reset: Reset, vantage: str, sighting: Sighting | None) -> Story | None:
+    uid = case.conn_at.get((reset.id, vantage))
+    if not uid:
+        return None
+    flow = case.flows.get((vantage, uid))
+    if flow is None or not len(flow):
+        return None
+    if sighting is not None:
+        return tell(flow, sighting.frame)
+    return None
+
+
+def _covered(case: Case, vantage: str, ts: float) -> bool:
+    s = case.reads[vantage].summary
+    err = (s.clock_offset_error or 0.0) + 0.5
+    return s.first_ts is not None and s.last_ts is not None and s.first_ts - err <= ts <= s.last_ts + err
+
+
+def _sender_packets_after(case: Case, reset: Reset, vantage: str, claimed_addr: str) -> list[int]:
+    """Frames at `vantage` from the claimed sender after the RST's time, in the same connection."""
+    uid = case.conn_at.get((reset.id, vantage))
+    flow = case.flows.get((vantage, uid)) if uid else None
+    if flow is None or not len(flow):
+        return []
+    read = case.reads[vantage]
+    hi, lo = addr_to_halves(claimed_addr)
+    ports = {reset.sport, reset.dport}
+    from_claimed = (flow["src_hi"] == hi) & (flow["src_lo"] == lo) & np.isin(flow["sport"], list(ports))
+    ts_ref = flow["ts"] + read.offset
+    later = ts_ref > reset.ts + 0.0005
+    not_rst = (flow["flags"] & 0x4) == 0
+    return [int(f) for f in flow["frame"][from_claimed & later & not_rst][:10]]
+
+
+def _origin(case: Case, reset: Reset) -> Origin:
+    ev: list[Evidence] = []
+    claimed, claimed_addr = _claimed(case, reset)
+    claimed_name = claimed.name if claimed else claimed_addr
+    by_v = {s.vantage: s for s in reset.seen_at}
+    sender_vantages = [v for v, h in case.hosts.by_vantage.items() if h is not None and h is claimed]
+    forged: bool | None = None
+    strength = 0.0
+    sender: Host | None = claimed
+    best: str | None = None
+
+    # 1. The claimed sender's own capture: the strongest proof either way.
+    for v in sender_vantages:
+        if v in by_v:
+            s = by_v[v]
+            forged, strength, best = False, PROOF_PRESENCE, v
+            ev.append(
+                Evidence(
+                    "seen_leaving_sender",
+                    cat.evidence_text(
+                        "seen_leaving_sender", {"vantage": v, "host": claimed_name, "frame": s.frame}
+                    ),
+                    v,
+                    s.frame,
+                    1.0,
+                )
+            )
+            break
+        if _covered(case, v, reset.ts) and case.conn_at.get((reset.id, v)):
+            forged, strength = True, PROOF_PRESENCE
+            ev.append(
+                Evidence(
+                    "absent_at_sender",
+                    cat.evidence_text("absent_at_sender", {"vantage": v, "host": claimed_name}),
+                    v,
+                    None,
+                    1.0,
+                )
+            )
+            after = _sender_packets_after(case, reset, v, claimed_addr) if claimed_addr else []
+            if after:
+                ev.append(
+                    Evidence(
+                        "data_after_rst",
+                        cat.evidence_text(
+                            "data_after_rst",
+                            {"claimed": claimed_name, "frames": ", ".join(map(str, after[:5])), "vantage": v},
+                        ),
+                        v,
+                        after[0],
+                        1.0,
+                    )
+                )
+            break
+        ev.append(
+            Evidence(
+                "sender_capture_gap",
+                cat.evidence_text("sender_capture_gap", {"vantage": v, "host": claimed_name}),
+                v,
+                None,
+                0.0,
+                missing=True,
+            )
+        )
+
+    # 2. Router / firewall captures: generated there, or forwarded?
+    injector: Host | None = None
+    for s in reset.seen_at:
+        h = case.hosts.by_vantage.get(s.vantage)
+        if h is None or h is claimed:
+            continue
+        copies = s.context.get("copies") or [
+            {"frame": s.frame, "ttl": s.ttl, "direction": _direction(case, s)}
+        ]
+        dirs = {c.get("direction", 0) for c in copies}
+        if DIR_OUT in dirs and DIR_IN not in dirs:
+            injector = h
+            ev.append(
+                Evidence(
+                    "locally_generated",
+                    cat.evidence_text(
+                        "locally_generated", {"host": h.name, "vantage": s.vantage, "frame": s.frame}
+                    ),
+                    s.vantage,
+                    s.frame,
+                    1.0,
+                )
+            )
+        elif DIR_OUT in dirs and DIR_IN in dirs:
+            ev.append(
+                Evidence(
+                    "forwarded",
+                    cat.evidence_text(
+                        "forwarded",
+                        {
+                            "host": h.name,
+                            "vantage": s.vantage,
+                            "frames": ", ".join(str(c["frame"]) for c in copies),
+                        },
+                    ),
+                    s.vantage,
+                    s.frame,
+                    0.3,
+                )
+            )
+    if injector is not None and injector.role == "firewall" and forged is not True:
+        if forged is False:
+            pass  # the sender's own capture shows it: the firewall merely also generated a copy? keep presence proof
+        else:
+            forged, strength = True, PROOF_LOCAL_OUT
+
+    # 3. TTL and races at each sighting, against the claimed sender's baseline in the same flow.
+    ttl_votes: list[bool] = []
+    for s in reset.seen_at:
+        st = _story(case, reset, s.vantage, s)
+        if st is None:
+            continue
+        if best is None:
+            best = s.vantage
+        if st.sender_ttl_baseline is not None:
+            base = st.sender_ttl_baseline
+            if s.ttl == base:
+                ttl_votes.append(True)
+                ev.append(
+                    Evidence(
+                        "ttl_matches",
+                        cat.evidence_text(
+                            "ttl_matches", {"ttl": s.ttl, "vantage": s.vantage, "claimed": claimed_name}
+                        ),
+                        s.vantage,
+                        s.frame,
+                        0.3,
+                    )
+                )
+            else:
+                ttl_votes.append(False)
+                hops = abs(int(s.ttl) - int(base))
+                where = "closer to this vantage than" if s.ttl > base else "farther away than"
+                ev.append(
+                    Evidence(
+                        "ttl_mismatch",
+                        cat.evidence_text(
+                            "ttl_mismatch",
+                            {
+                                "ttl": s.ttl,
+                                "vantage": s.vantage,
+                                "claimed": claimed_name,
+                                "baseline": base,
+                                "hops": hops,
+                                "where": where,
+                            },
+                        ),
+                        s.vantage,
+                        s.frame,
+                        0.8,
+                    )
+                )
+        if st.sender_data_after and forged is not False:
+            ev.append(
+                Evidence(
+                    "data_after_rst",
+                    cat.evidence_text(
+                        "data_after_rst",
+                        {
+                            "claimed": claimed_name,
+                            "frames": ", ".join(map(str, st.sender_data_after[:5])),
+                            "vantage": s.vantage,
+                        },
+                    ),
+                    s.vantage,
+                    st.sender_data_after[0],
+                    0.9,
+                )
+            )
+            if forged is None:
+                forged, strength = True, PROOF_RACE
+        if st.rst_burst > 1 and st.burst_seq_changes and forged is not False:
+            ev.append(
+                Evidence(
+                    "rst_burst_seq_change",
+                    cat.evidence_text("rst_burst_seq_change", {"count": st.rst_burst}),
+                    s.vantage,
+                    s.frame,
+                    0.6,
+                )
+            )
+    if forged is None and ttl_votes:
+        if not any(ttl_votes):
+            forged, strength = True, PROOF_TTL
+        elif all(ttl_votes):
+            forged, strength = False, ONE_SIDE
+    flags_bad = any(int(s.context.get("flags_raw", 0) or 0) & RESERVED for s in reset.seen_at)
+    if flags_bad:
+        ev.append(
+            Evidence(
+                "reserved_bits",
+                cat.evidence_text(
+                    "reserved_bits", {"flags": int(reset.seen_at[0].context.get("flags_raw", 0))}
+                ),
+                reset.seen_at[0].vantage,
+                reset.seen_at[0].frame,
+                0.6,
+            )
+        )
+        if forged is None:
+            forged, strength = True, PROOF_TTL
+    # NAT mapping between sightings.
+    tuples = {(s.src, s.sport, s.dst, s.dport): s.vantage for s in reset.seen_at}
+    if len(tuples) > 1:
+        (a, va), (b, vb) = list(tuples.items())[:2]
+        ev.append(
+            Evidence(
+                "nat_mapping",
+                cat.evidence_text(
+                    "nat_mapping",
+                    {
+                        "a": f"{a[0]}:{a[1]} > {a[2]}:{a[3]}",
+                        "va": va,
+                        "b": f"{b[0]}:{b[1]} > {b[2]}:{b[3]}",
+                        "vb": vb,
+                    },
+                ),
+                vb,
+                None,
+                0.0,
+            )
+        )
+
+    if forged:
+        sender = injector if injector is not None else _lone_middlebox(case)
+    if not sender_vantages:
+        ev.append(
+            Evidence(
+                "missing_sender_capture",
+                cat.evidence_text("missing_sender_capture", {"claimed": claimed_name}),
+                None,
+                None,
+                0.0,
+                missing=True,
+            )
+        )
+        if forged is None:
+            forged, strength = False, ONE_SIDE * 0.9
+    if forged is None:
+        forged, strength = False, 0.5
+    if best is None and reset.seen_at:
+        best = reset.seen_at[0].vantage
+    if not forged and claimed is not None:
+        for v in sender_vantages:
+            if v in by_v:
+                best = v
+    return Origin(forged, strength, sender, claimed, ev, best)
+
+
+def _direction(case: Case, s: Sighting) -> int:
+    rst = case.reads[s.vantage].rst
+    rows = np.flatnonzero(rst["frame"] == s.frame)
+    return int(rst["direction"][rows[0]]) if len(rows) else 0
+
+
+def _lone_middlebox(case: Case) -> Host | None:
+    boxes = [h for h in case.hosts.hosts if h.role == "firewall"]
+    return boxes[0] if len(boxes) == 1 else None
+
+
+# ---------------------------------------------------------------------------------------------
+# Cause
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass
+class CauseFinding:
+    code: str
+    kind: str  # kernel | application | injected | unknown
+    strength: float
+    facts: dict[str, Any]
+    evidence: list[Evidence]
+    missing: str = ""
+
+
+def _cause(case: Case, reset: Reset, origin: Origin) -> CauseFinding:
+    by_v = {s.vantage: s for s in reset.seen_at}
+    s = by_v.get(origin.best_vantage or "") or (reset.seen_at[0] if reset.seen_at else None)
+    st = _story(case, reset, s.vantage, s) if s else None
+    sender_name = (
+        origin.sender.name if origin.sender else (origin.claimed.name if origin.claimed else reset.src)
+    )
+    facts: dict[str, Any] = {
+        "sender_host": sender_name,
+        "sender_role": origin.sender.role if origin.sender else "unknown",
+        "dst": reset.dst,
+        "dport": reset.dport,
+        "sport": reset.sport,
+        "peer": reset.dst,
+        "receiver": sender_name,
+        "service": f"the service on port {reset.sport}",
+    }
+    ev: list[Evidence] = []
+    if st is None:
+        return CauseFinding(
+            "unknown",
+            "injected" if origin.forged else "unknown",
+            0.3,
+            {
+                **facts,
+                "missing": "the packets of this connection before the reset (the capture starts later or the "
+                "connection was not tracked)",
+            },
+            ev,
+            "the packets of this connection before the reset",
+        )
+    v, f = s.vantage, s.frame
+    facts["idle"] = _human(st.gap_before)
+
+    if origin.forged:
+        return _cause_injected(case, reset, origin, st, facts, ev, v, f)
+
+    # The stack answered a SYN: nothing listened.
+    if st.answers == "syn":
+        ev.append(
+            Evidence(
+                "answers_syn",
+                cat.evidence_text(
+                    "answers_syn",
+                    {
+                        "peer": reset.dst,
+                        "answered": st.answered_frame,
+                        "dst": reset.src,
+                        "dport": reset.sport,
+                    },
+                ),
+                v,
+                f,
+                0.9,
+            )
+        )
+        facts["service"] = f"a listener on port {reset.sport}"
+        return CauseFinding("no_listener", "kernel", 0.92 if st.reply_exact else 0.8, facts, ev)
+
+    # Never accepted: RST right after the handshake with no data from the sender.
+    if (
+        st.established
+        and not st.sender_is_orig
+        and st.sender_data_before == 0
+        and not st.rst_ack
+        and st.answers in ("ack", "data")
+        and st.since_handshake is not None
+        and st.since_handshake < 1.0
+        and not st.peer_sent_tls_hello
+    ):
+        ev.append(
+            Evidence(
+                "answers_handshake_ack",
+                cat.evidence_text("answers_handshake_ack", {"ms": round(st.since_handshake * 1000, 1)}),
+                v,
+                f,
+                0.8,
+            )
+        )
+        return CauseFinding("backlog_overflow", "kernel", 0.8, facts, ev)
+
+    # TLS: reset after the ClientHello, before the sender said anything.
+    if (
+        st.peer_sent_tls_hello
+        and st.sender_data_before == 0
+        and st.since_peer_request is not None
+        and st.since_peer_request < 2.0
+    ):
+        ev.append(
+            Evidence(
+                "after_client_hello",
+                cat.evidence_text(
+                    "after_client_hello",
+                    {
+                        "peer": reset.dst,
+                        "frame": st.answered_frame or "?",
+                        "ms": round(st.since_peer_request * 1000, 1),
+                    },
+                ),
+                v,
+                f,
+                0.8,
+            )
+        )
+        facts.update(trigger="ClientHello", how="no response, connection reset")
+        return CauseFinding("tls_handshake", "application" if st.rst_ack else "kernel", 0.8, facts, ev)
+
+    # A kernel reply for a segment with no socket behind it (seq = the segment's ack, no ACK flag).
+    if not st.rst_ack and st.answers in ("data", "ack", "fin") and st.reply_exact:
+        what = {"data": "data", "ack": "ACK", "fin": "FIN"}[st.answers]
+        ev.append(
+            Evidence(
+                "answers_segment_no_socket",
+                cat.evidence_text(
+                    "answers_segment_no_socket",
+                    {"peer": reset.dst, "what": what, "answered": st.answered_frame, "sender": sender_name},
+                ),
+                v,
+                f,
+                0.8,
+            )
+        )
+        if st.sender_fin_before:
+            ev.append(
+                Evidence(
+                    "after_sender_fin",
+                    cat.evidence_text(
+                        "after_sender_fin",
+                        {
+                            "sender": sender_name,
+                            "peer": reset.dst,
+                            "what": what,
+                            "idle": _human(st.peer_idle_before_trigger),
+                        },
+                    ),
+                    v,
+                    st.answered_frame,
+                    0.6,
+                )
+            )
+            if st.answers == "data" and st.peer_idle_before_trigger >= IDLE_GAP:
+                facts["idle"] = _human(st.peer_idle_before_trigger)
+                return CauseFinding("stale_reuse", "kernel", 0.85, facts, ev)
+            facts["how"] = "it had closed its side; the peer's late segment found no socket"
+            return CauseFinding(
+                "abortive_close",
+                "kernel",
+                0.55,
+                facts,
+                ev,
+                "which side's program closed first and why (proxy or application logs)",
+            )
+        facts["how"] = "no FIN was ever sent: the socket vanished (process or host restart, state flush)"
+        return CauseFinding("state_lost", "kernel", 0.7, facts, ev)
+
+    # An active reset from a socket: a program (or a proxy's timer) aborted the connection.
+    if st.rst_ack:
+        waiting = "a response from " + sender_name if not st.sender_is_orig else "the peer"
+        when = (
+            "after reading the request"
+            if st.peer_data_before and not st.sender_data_before
+            else ("mid-response" if st.sender_data_before else "before any data")
+        )
+        ev.append(
+            Evidence(
+                "active_abort",
+                cat.evidence_text("active_abort", {"sender": sender_name, "when": when}),
+                v,
+                f,
+                0.6,
+            )
+        )
+        role = origin.sender.role if origin.sender else "unknown"
+        if st.gap_before >= IDLE_GAP and role == "proxy":
+            waiting = "the upstream's response" if st.peer_data_before else "the client"
+            ev.append(
+                Evidence(
+                    "after_idle",
+                    cat.evidence_text("after_idle", {"idle": _human(st.gap_before), "waiting": waiting}),
+                    v,
+                    f,
+                    0.6,
+                )
+            )
+            facts["knob"] = "proxy_read_timeout / timeout server / timeout client"
+            return CauseFinding("timeout", "application", 0.75, facts, ev)
+        if st.sender_data_before:
+            ev.append(
+                Evidence(
+                    "mid_response",
+                    cat.evidence_text(
+                        "mid_response", {"sender": sender_name, "bytes": st.sender_data_before}
+                    ),
+                    v,
+                    f,
+                    0.4,
+                )
+            )
+        elif st.peer_data_before:
+            ev.append(
+                Evidence(
+                    "unread_request",
+                    cat.evidence_text(
+                        "unread_request",
+                        {"sender": sender_name, "peer": reset.dst, "bytes": st.peer_data_before},
+                    ),
+                    v,
+                    f,
+                    0.4,
+                )
+            )
+        facts["how"] = when
+        return CauseFinding("abortive_close", "application", 0.72, facts, ev)
+
+    return CauseFinding(
+        "unknown",
+        "unknown",
+        0.3,
+        {**facts, "missing": "a packet story that fits a known cause"},
+        ev,
+        "a packet story that fits a known cause (logs of the sender would tell)",
+    )
+
+
+def _cause_injected(
+    case: Case,
+    reset: Reset,
+    origin: Origin,
+    st: Story,
+    facts: dict[str, Any],
+    ev: list[Evidence],
+    v: str,
+    f: int,
+) -> CauseFinding:
+    box = origin.sender.name if origin.sender else "a middlebox on the path"
+    facts.update(sender_host=box, sender_role="middlebox")
+    if st.answers in ("syn", "ack") and not st.peer_data_before:
+        facts.update(
+            how="connection attempt reset by a firewall rule (rate limit or ACL)",
+            rule="reject with tcp reset",
+        )
+        return CauseFinding("policy_reject", "injected", 0.8, facts, ev)
+    if st.peer_data_before or st.sender_data_before:
+        if st.gap_before >= IDLE_GAP and st.answers in ("data", "ack"):
+            facts["how"] = (
+                f"a segment after {_human(st.peer_idle_before_trigger)} idle found no NAT/conntrack entry"
+            )
+            return CauseFinding(
+                "state_lost",
+                "injected",
+                0.6,
+                facts,
+                ev,
+                "conntrack statistics or the firewall's ruleset (did it lose the entry, or match a rule?)",
+            )
+        facts.update(
+            how="mid-stream, after content passed (DPI, WAF or byte limit)", rule="content or quota rule"
+        )
+        return CauseFinding("policy_reject", "injected", 0.7, facts, ev)
+    facts.update(how="forged reset", rule="?")
+    return CauseFinding("policy_reject", "injected", 0.5, facts, ev, "the firewall's ruleset and logs")
+
+
+def _human(seconds: float | None) -> str:
+    if seconds is None:
+        return "?"
+    if seconds < 1:
+        return f"{seconds * 1000:.0f} ms"
+    if seconds < 120:
+        return f"{seconds:.1f} s"
+    return f"{seconds / 60:.1f} min"
+
+
+# ---------------------------------------------------------------------------------------------
+# Verdict
+# ---------------------------------------------------------------------------------------------
+
+
+def _effective(reset: Reset) -> tuple[bool, str]:
+    for s in reset.seen_at:
+        if s.context.get("checksum") == "bad" or s.context.get("csum") == CSUM_BAD:
+            # On the sender's own capture a bad checksum is usually offload, so require it everywhere.
+            if all(x.context.get("checksum") == "bad" for x in reset.seen_at) and len(reset.seen_at) > 1:
+                return False, "bad TCP checksum at every vantage"
+    return True, ""
+
+
+def _verdict(case: Case, reset: Reset) -> None:
+    origin = _origin(case, reset)
+    effective, why = _effective(reset)
+    finding = _cause(case, reset, origin)
+    reset.evidence = origin.evidence + finding.evidence
+    reset.effective = effective
+    if origin.forged:
+        role, kind = "middlebox", "injected"
+        host = origin.sender.name if origin.sender else None
+    else:
+        sender = origin.claimed
+        role = sender_role(sender) if sender else "unknown"
+        kind = finding.kind if finding.kind != "injected" else "unknown"
+        host = sender.name if sender else None
+        if sender is None:
+            role = "unknown"
+    reset.sender = Sender(role=role, host=host, kind=kind)
+    code = finding.code
+    if not effective:
+        reset.evidence.append(
+            Evidence("not_effective", cat.evidence_text("not_effective", {"why": why}), None, None, 1.0)
+        )
+        code = "unknown"
+        finding.facts["missing"] = f"nothing: this RST was not effective ({why})"
+    reset.cause = code
+    conf = origin.strength * finding.strength
+    if code == "unknown":
+        conf = min(conf, 0.4)
+    reset.confidence = round(float(conf), 2)
+    cause_cls = cat.cause(code)
+    facts = finding.facts
+    facts.setdefault("missing", finding.missing or "?")
+    reset.explanation = cause_cls.explain(facts)
+    reset.decision = cause_cls.decide(facts)
+    if finding.missing and code != "unknown":
+        reset.evidence.append(
+            Evidence(
+                "missing",
+                cat.evidence_text("missing", {"what": f"Would make this firmer: {finding.missing}."}),
+                None,
+                None,
+                0.0,
+                missing=True,
+            )
+        )
+    reset.display_filter = display_filter(reset)
+
+
+def display_filter(reset: Reset) -> str:
+    fam = "ipv6" if ":" in reset.src else "ip"
+    return (
+        f"{fam}.addr=={reset.src} && {fam}.addr=={reset.dst} && tcp.port=={reset.sport} && "
+        f"tcp.port=={reset.dport}"
+    )
+
+
+def _mark_both_directions(analysis: Analysis) -> None:
+    """Injected RSTs towards both ends of one connection within a few ms: a DPI box resetting both sides."""
+    injected = [r for r in analysis.resets if r.sender.kind == "injected"]
+    for a in injected:
+        for b in injected:
+            if a is b or abs(a.ts - b.ts) > 0.05:
+                continue
+            if (a.src, a.sport) == (b.dst, b.dport) and (a.dst, a.dport) == (b.src, b.sport):
+                a.evidence.append(
+                    Evidence(
+                        "both_directions_reset",
+                        cat.evidence_text(
+                            "both_directions_reset",
+                            {"window": round(abs(a.ts - b.ts) * 1000, 1), "other": b.id},
+                        ),
+                        None,
+                        None,
+                        0.5,
+                    )
+                )
+
+
+# ---------------------------------------------------------------------------------------------
+# Incidents and summary
+# ---------------------------------------------------------------------------------------------
+
+
+def incidents(resets: list[Reset]) -> list[Incident]:
+    groups: dict[tuple, list[Reset]] = defaultdict(list)
+    for r in sorted(resets, key=lambda r: r.ts):
+        groups[(r.sender.role, r.sender.host, r.sender.kind, r.cause)].append(r)
+    out: list[Incident] = []
+    for (role, host, kind, cause), rs in groups.items():
+        cluster: list[Reset] = []
+        for r in rs:
+            if cluster and r.ts - cluster[-1].ts > INCIDENT_GAP:
+                out.append(_incident(len(out) + 1, cluster, role, host, kind, cause))
+                cluster = []
+            cluster.append(r)
+        if cluster:
+            out.append(_incident(len(out) + 1, cluster, role, host, kind, cause))
+    out.sort(key=lambda i: (-len(i.resets), i.first_ts))
+    for n, inc in enumerate(out, 1):
+        inc.id = f"I{n}"
+        for r in resets:
+            if r.id in inc.resets:
+                r.incident = inc.id
+    return out
+
+
+def _incident(n: int, rs: list[Reset], role: str, host: str | None, kind: str, cause: str) -> Incident:
+    c = cat.cause(cause)
+    who = f"{host} ({role}, {kind})" if host else f"{role} ({kind})"
+    summary = f"{len(rs)} reset(s) {c.title.lower()} — sent by {who}"
+    return Incident(
+        id=f"I{n}",
+        cause=cause,
+        sender=Sender(role, host, kind),
+        first_ts=rs[0].ts,
+        last_ts=rs[-1].ts,
+        resets=[r.id for r in rs],
+        confidence=round(float(np.mean([r.confidence for r in rs])), 2),
+        decision=rs[0].decision,
+        summary=summary,
+    )
+
+
+def summarize(analysis: Analysis) -> dict[str, Any]:
+    rs = analysis.resets
+    by_role = Counter(r.sender.role for r in rs)
+    by_cause = Counter(r.cause for r in rs)
+    by_kind = Counter(r.sender.kind for r in rs)
+    return {
+        "resets": len(rs),
+        "by_role": dict(by_role),
+        "by_cause": dict(by_cause),
+        "by_kind": dict(by_kind),
+        "injected": by_kind.get("injected", 0),
+        "verdict": verdict_paragraph(analysis),
+    }
+
+
+def verdict_paragraph(analysis: Analysis) -> str:
+    rs = analysis.resets
+    nv = len(analysis.captures)
+    if not rs:
+        return (
+            f"No TCP reset in {nv} capture(s) "
+            f"({sum(c.packets for c in analysis.captures)} packets): nothing to blame."
+        )
+    parts = [f"{len(rs)} reset(s) seen across {nv} capture(s)."]
+    for inc in analysis.incidents[:3]:
+        c = cat.cause(inc.cause)
+        who = inc.sender.host or inc.sender.role
+        parts.append(
+            f"{len(inc.resets)} {'was' if len(inc.resets) == 1 else 'were'} sent by {who} "
+            f"({inc.sender.role}, {inc.sender.kind}): {c.title.lower()} "
+            f"(confidence {inc.confidence:.0%}). Fix: {inc.decision}"
+        )
+    if len(analysis.incidents) > 3:
+        parts.append(f"{len(analysis.incidents) - 3} smaller incident(s) follow in the details.")
+    unknown = sum(1 for r in rs if r.cause == "unknown")
+    if unknown:
+        parts.append(f"{unknown} reset(s) stay unexplained; their evidence lists say what is missing.")
+    return " ".join(parts)
+
+
+def initial_ttl(ttl: int) -> bool:
+    return ttl in INITIAL_TTLS
