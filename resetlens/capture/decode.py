@@ -319,7 +319,7 @@ def _concat(parts: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
 
 
 def _tunnels(g, rows) -> tuple | None:
-    """Inner IP packets of IP-in-IP, 6in4 and Teredo (IPv6 in UDP port 3544, RFC 4380)."""
+    """Inner IP packets of IP-in-IP, 6in4 and Teredo (IPv6 in UDP, RFC 4380)."""
     proto = rows["proto"]
     l4 = rows["l4"]
     cend = np.minimum(rows["end"], rows["l4end"])
@@ -329,11 +329,21 @@ def _tunnels(g, rows) -> tuple | None:
     kinds = [np.where(proto[ipip] == IPPROTO_IPIP, 4, 6)]
     ends = [cend[ipip]]
     wends = [rows["l4end"][ipip]]
-    udp = np.flatnonzero((proto == IPPROTO_UDP) & (l4 + 8 <= cend))
+    udp = np.flatnonzero((proto == IPPROTO_UDP) & (l4 + 8 + 40 <= cend))
     if len(udp):
+        # Teredo on any UDP port (relays use others than 3544), by Wireshark's heuristic: an IPv6
+        # header whose payload length fills the UDP payload exactly, after optional Teredo headers.
         u = l4[udp]
-        teredo = udp[(g.be(u, 2) == TEREDO_PORT) | (g.be(u + 2, 2) == TEREDO_PORT)]
-        for i in teredo.tolist():
+        first = g.be(u + 8, 2)
+        ulen = g.be(u + 4, 2)
+        plain = (first >> 12 == 6) & (g.be(u + 12, 2) == ulen - 8 - 40)
+        hit = udp[plain]
+        recs.append(rows["rec"][hit])
+        inner.append(l4[hit] + 8)
+        kinds.append(np.full(len(hit), 6, np.int64))
+        ends.append(cend[hit])
+        wends.append(l4[hit] + ulen[plain])
+        for i in udp[(first == 0) | (first == 1)].tolist():
             at = _teredo_inner(g.buf, int(l4[i]), int(cend[i]))
             if at is not None:
                 recs.append(rows["rec"][i : i + 1])
