@@ -56,8 +56,7 @@ def write_snippets(
     written: dict[tuple[str, str], str] = {}
     for vantage, frames in wanted.items():
         # one pass over each capture for all its resets' frames
-        by_frame = extract_frames(capture_paths[vantage], sorted(frames))
-        by_frame = _as_mapping(by_frame, sorted(frames))
+        by_frame = {f.frame: f for f in extract_frames(capture_paths[vantage], frames)}
         for r in analysis.resets:
             for s in r.seen_at:
                 if s.vantage != vantage or not s.flow_frames:
@@ -66,16 +65,11 @@ def write_snippets(
                 if not frames_here:
                     continue
                 name = snippet_name(r.id, vantage)
-                write_pcap(out / name, frames_here)
+                try:
+                    write_pcap(out / name, frames_here)
+                except OSError as exc:
+                    raise ResetlensError(
+                        f"cannot write snippet: {exc.strerror or exc}", path=str(out / name)
+                    ) from None
                 written[(r.id, vantage)] = name
     return written
-
-
-def _as_mapping(extracted: object, frames: list[int]) -> dict[int, object]:
-    """extract_frames' answer as {frame number: frame}, whether it returned a dict or a list in order."""
-    if isinstance(extracted, dict):
-        return extracted
-    items = list(extracted)  # type: ignore[call-overload]
-    if items and isinstance(items[0], tuple) and len(items[0]) == 2 and isinstance(items[0][0], int):
-        return dict(items)
-    return dict(zip(frames, items, strict=False))

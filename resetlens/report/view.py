@@ -274,10 +274,16 @@ def _evidence_lines(analysis: Analysis, words: tuple[str, ...], limit: int = 8) 
 
 
 def _log_lines(
-    analysis: Analysis, kinds: tuple[str, ...], words: tuple[str, ...] = (), limit: int = 8
+    analysis: Analysis,
+    kinds: tuple[str, ...],
+    words: tuple[str, ...] = (),
+    limit: int = 8,
+    tied_only: bool = False,
 ) -> list[str]:
     out: list[str] = []
     for line, rid in all_logs(analysis):
+        if tied_only and rid is None:
+            continue
         if line.kind in kinds and (not words or _mentions(f"{line.event} {line.text}", words)):
             out.append(f"{rid + ': ' if rid else ''}{line.path}:{line.line}: {line.text}")
             if len(out) >= limit:
@@ -359,7 +365,7 @@ def checklist(analysis: Analysis, snippets: dict[tuple[str, str], str] | None = 
             items.append(CheckItem("tuples", "4-tuples and NAT mapping", MISSING, summary, details))
 
     # 3. proxy log lines
-    proxy_lines = _log_lines(analysis, PROXY_LOG_KINDS)
+    proxy_lines = _log_lines(analysis, PROXY_LOG_KINDS, tied_only=True)
     if proxy_lines:
         items.append(
             CheckItem(

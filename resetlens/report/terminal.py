@@ -1,0 +1,134 @@
+"""The terminal summary (rich): verdict, captures, resets, counts, log sources.
+
+Every string from captures and logs reaches rich as a `Text` (never parsed for markup or emoji
+codes, the same effect as `rich.markup.escape`) with control characters shown as escapes, so a
+vantage name or log line such as "[bold red]" or "\\x1b[2J" prints as written and never drives
+the terminal.
+"""
+
+from __future__ import annotations
+
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+from resetlens.model import Analysis
+from resetlens.report import view
+
+# Rows of the resets table before "N more" (the JSON and HTML have them all).
+RESET_ROWS_MAX = 40
+# Warnings shown per capture.
+WARNINGS_MAX = 3
+# Characters of one warning shown.
+WARNING_CHARS = 120
+
+
+# C0 controls, DEL and C1 controls: terminal escape sequences in hostile text are shown, not obeyed.
+_CONTROLS = {c: f"\\x{c:02x}" for c in (*range(0x20), 0x7F, *range(0x80, 0xA0))}
+_CONTROLS[ord("\t")] = " "
+
+
+def _e(value: object) -> Text:
+    """Hostile text made inert for rich: a plain Text (no markup, no emoji codes), controls escaped."""
+    return Text(("" if value is None else str(value)).translate(_CONTROLS))
+
+
+def _role(role: str) -> Text:
+    return Text(role.translate(_CONTROLS), style=view.ROLE_COLOURS.get(role, ""))
+
+
+def print_summary(analysis: Analysis, console: Console | None = None) -> None:
+    """Print the human summary of an analysis."""
+    console = console or Console(highlight=False)
+    groups = view.incidents(analysis)
+    title = analysis.title or analysis.bundle or "TCP reset analysis"
+    console.rule(Text.assemble(("resetlens", "bold"), ": ", _e(title)))
+    console.print(_e(view.verdict(analysis, groups)))
+    console.print()
+
+    captures = Table(title="Captures", title_justify="left", expand=False)
+    for col, just in (
+        ("vantage", "left"),
+        ("packets", "right"),
+        ("resets", "right"),
+        ("clock offset", "right"),
+    ):
+        captures.add_column(col, justify=just)  # type: ignore[arg-type]
+    captures.add_column("warnings", overflow="fold")
+    for c in analysis.captures:
+        warnings = [w[:WARNING_CHARS] for w in c.warnings[:WARNINGS_MAX]]
+        if len(c.warnings) > WARNINGS_MAX:
+            warnings.append(f"{len(c.warnings) - WARNINGS_MAX} more")
+        captures.add_row(
+            _e(c.vantage),
+            f"{c.packets:,}",
+            f"{c.resets:,}",
+            _e(view.fmt_offset(c.clock_offset, c.clock_offset_error)),
+            _e("; ".join(warnings)),
+        )
+    console.print(captures)
+
+    if analysis.resets:
+        resets = Table(title="Resets", title_justify="left")
+        for col in ("id", "time (UTC)", "reset as written", "seen at", "sender", "cause", "conf."):
+            resets.add_column(col, justify="right" if col == "conf." else "left", overflow="fold")
+        rows = sorted(analysis.resets, key=lambda r: r.ts)
+        for r in rows[:RESET_ROWS_MAX]:
+            sender = Text.assemble(_role(r.sender.role), " ", _e(f"{r.sender.host or '-'} ({r.sender.kind})"))
+            resets.add_row(
+                _e(r.id),
+                view.fmt_ts(r.ts, date=False),
+                _e(f"{view.endpoint(r.src, r.sport)} -> {view.endpoint(r.dst, r.dport)}"),
+                _e(", ".join(s.vantage for s in r.seen_at)),
+                sender,
+                _e(view.cause_title(r.cause)),
+                f"{r.confidence:.0%}",
+            )
+        console.print(resets)
+        if len(rows) > RESET_ROWS_MAX:
+            console.print(
+                f"[italic]{len(rows) - RESET_ROWS_MAX} more resets: see the JSON or HTML report.[/]"
+            )
+
+        counts = view.counts(analysis)
+        table = Table(title="Counts", title_justify="left")
+        table.add_column("by sender role")
+        table.add_column("by cause")
+        table.add_column("by sender kind")
+        columns = [
+            [Text.assemble(_role(k), f": {n}") for k, n in counts["role"].most_common()],
+            [_e(f"{k}: {n}") for k, n in counts["cause"].most_common()],
+            [_e(f"{k}: {n}") for k, n in counts["kind"].most_common()],
+        ]
+        for i in range(max(len(c) for c in columns)):
+            table.add_row(*(c[i] if i < len(c) else "" for c in columns))
+        console.print(table)
+
+    if analysis.log_sources:
+        logs = Table(title="Log sources", title_justify="left")
+        for col in ("kind", "path", "lines", "unparsed", "tied to resets"):
+            logs.add_column(
+                col, justify="right" if col in ("lines", "unparsed", "tied to resets") else "left"
+            )
+        tied: dict[str, int] = {}
+        for line, rid in view.all_logs(analysis):
+            if rid is not None:
+                tied[line.path] = tied.get(line.path, 0) + 1
+        for src in analysis.log_sources:
+            path = str(src.get("path", ""))
+            logs.add_row(
+                _e(src.get("kind", "")),
+                _e(path),
+                _e(src.get("lines", "")),
+                _e(src.get("unparsed", "")),
+                str(tied.get(path, 0)),
+            )
+        console.print(logs)
+
+    missing = [i for i in view.checklist(analysis) if i.status == view.MISSING]
+    if missing:
+        console.print("[bold]Missing for a defensible report:[/]")
+        for item in missing:
+            console.print(_e(f"  - {item.title}: {item.summary}"))
+    for w in analysis.warnings[:WARNINGS_MAX]:
+        console.print(Text.assemble(("warning: ", "yellow"), _e(w)))
