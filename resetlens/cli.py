@@ -136,6 +136,18 @@ def _parse_fail_on(spec: str):
     raise ResetlensError(f"--fail-on {spec!r}: use injected, cause=CODE, role=ROLE or kind=KIND")
 
 
+def _mount() -> None:
+    """Commands that live with their subsystem (each module imports its heavy parts lazily)."""
+    from resetlens.batch import batch_command
+    from resetlens.lab.cli import lab_app
+
+    app.command("batch")(batch_command)
+    app.add_typer(lab_app, name="lab")
+
+
+_mount()
+
+
 def main() -> None:
     try:
         app()
