@@ -214,6 +214,13 @@ class BatchDB:
                 con.execute("ROLLBACK")
                 raise
 
+    def update_path(self, bundle: str, path: str) -> None:
+        with self.connection() as con:
+            con.execute(
+                "UPDATE bundles SET path = ? WHERE bundle = ? AND path IS DISTINCT FROM ?",
+                [path, bundle, path],
+            )
+
     def export_parquet(self, folder: Path) -> list[Path]:
         folder.mkdir(parents=True, exist_ok=True)
         written = []

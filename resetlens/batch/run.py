@@ -150,26 +150,21 @@ def _pipeline_bundle(spec: BundleSpec) -> Any:
 
 
 def _write_reports(analysis: Any, json_text: str, folder: Path) -> dict[str, str]:
-    """JSON and HTML reports, each written to a temp file and renamed into place."""
+    """JSON and HTML reports, each written to a temp file in the folder and renamed into place."""
+    from resetlens.report.jsonreport import atomic_write
+
     folder.mkdir(parents=True, exist_ok=True)
+    for stale in folder.glob(".*.tmp"):  # left by a run killed mid-write
+        stale.unlink(missing_ok=True)
     reports = {}
-    target = folder / JSON_NAME
-    tmp = folder / f".{JSON_NAME}.{os.getpid()}.tmp"
-    tmp.write_text(json_text, encoding="utf-8")
-    os.replace(tmp, target)
-    reports["json"] = str(target)
+    atomic_write(folder / JSON_NAME, json_text.encode("utf-8"))
+    reports["json"] = str(folder / JSON_NAME)
     try:
         from resetlens.report.html import write_html
     except ImportError:  # the HTML reporter is optional in a stripped-down install
         return reports
-    target = folder / HTML_NAME
-    tmp = folder / f".{HTML_NAME}.{os.getpid()}.tmp"
-    try:
-        write_html(analysis, tmp, snippets_dir=folder / "snippets")
-    except TypeError:  # a reporter without snippet support
-        write_html(analysis, tmp)
-    os.replace(tmp, target)
-    reports["html"] = str(target)
+    write_html(analysis, folder / HTML_NAME)  # atomic itself: temp file + rename
+    reports["html"] = str(folder / HTML_NAME)
     return reports
 
 
@@ -375,6 +370,7 @@ def _commit(db: BatchDB, spec: BundleSpec, result: TaskResult, summary: BatchSum
     summary.bytes += _size(spec.files)
     if result.status == "unchanged":
         summary.skipped += 1
+        db.update_path(spec.name, str(spec.root))  # the archive may have moved
         return
     a = result.analysis or {}
     captures = a.get("captures") or []

@@ -1,0 +1,235 @@
+"""Batch runs with the real pipeline on corpus captures: database, reports, failures, reruns, CLI."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+from pathlib import Path
+
+import duckdb
+import pyarrow.parquet as pq
+import pytest
+from test_batch_support import (
+    assert_consistent,
+    corpus,
+    corrupt_archive,
+    explode_on_marker,
+    good_archive,
+    leftover_temp_files,
+    put,
+    rows,
+    run_cli,
+)
+
+from resetlens.batch.db import BatchDB
+from resetlens.batch.run import run_batch
+from resetlens.errors import ResetlensError
+from resetlens.model import Analysis
+
+
+@pytest.fixture
+def archive(tmp_path: Path) -> tuple[Path, dict[str, str], dict[str, str]]:
+    root = tmp_path / "archive"
+    good = good_archive(root)
+    bad = corrupt_archive(root)
+    return root, good, bad
+
+
+def test_batch_fills_database_reports_parquet_and_index(archive, tmp_path: Path) -> None:
+    root, good, bad = archive
+    db, out, pqdir = tmp_path / "a.duckdb", tmp_path / "reports", tmp_path / "pq"
+    summary = run_batch(root, db, out=out, workers=2, parquet=pqdir)
+    assert (summary.bundles, summary.ok, summary.failed, summary.skipped) == (
+        len(good) + len(bad),
+        len(good),
+        len(bad),
+        0,
+    )
+    statuses = assert_consistent(db)
+    assert statuses == {**dict.fromkeys(good, "ok"), **dict.fromkeys(bad, "failed")}
+    # the flattened resets agree with the JSON contract, field by field, for one bundle with resets
+    name, json_path = rows(
+        db, "SELECT bundle, json_report FROM bundles WHERE resets > 0 ORDER BY bundle LIMIT 1"
+    )[0]
+    analysis = Analysis.from_dict(json.loads(Path(json_path).read_text(encoding="utf-8")))
+    r = analysis.resets[0]
+    got = rows(
+        db,
+        "SELECT src, sport, dst, dport, sender_role, sender_kind, cause, confidence, seen_at, vantages "
+        "FROM resets WHERE bundle = ? AND id = ?",
+        [name, r.id],
+    )[0]
+    seen = json.loads(got[8])
+    assert got[:8] == (
+        r.src,
+        r.sport,
+        r.dst,
+        r.dport,
+        r.sender.role,
+        r.sender.kind,
+        r.cause,
+        pytest.approx(r.confidence),
+    )
+    assert [s["frame"] for s in seen] == [s.frame for s in r.seen_at]
+    assert got[9] == len({s.vantage for s in r.seen_at})
+    # loose captures: the two stamped root files are one bundle with two vantages, host from the name
+    caps = rows(db, "SELECT vantage, host FROM captures WHERE bundle = '.' ORDER BY vantage")
+    assert caps == [("front", "lb01"), ("eth0", "web01")] or sorted(caps) == [
+        ("eth0", "web01"),
+        ("front", "lb01"),
+    ]
+    # -C rotation: one vantage read from two files
+    assert rows(db, "SELECT count(*) FROM captures WHERE bundle = 'rotated'") == [(1,)]
+    # the manifest bundle kept its title
+    assert rows(db, "SELECT title, kind FROM bundles WHERE bundle = 'site/inc-b'") == [
+        ("inc-b edge", "manifest")
+    ]
+    # Parquet export mirrors the tables
+    for table in ("bundles", "resets", "connections", "captures"):
+        n = rows(db, f"SELECT count(*) FROM {table}")[0][0]
+        assert pq.read_table(pqdir / f"{table}.parquet").num_rows == n
+    assert not leftover_temp_files(out)
+    # the index links every ok bundle's reports, fetches nothing, and runs no script
+    index = (out / "index.html").read_text(encoding="utf-8")
+    assert "Content-Security-Policy" in index and "default-src 'none'" in index
+    assert "<script" not in index.lower()
+    assert not re.search(r"""(src|href)=["']?(https?:)?//""", index)
+    links = re.findall(r'href="([^"]+)"', index)
+    for name in good:
+        html_report = rows(db, "SELECT html_report FROM bundles WHERE bundle = ?", [name])[0][0]
+        rel = os.path.relpath(html_report, out)
+        assert rel in links, name
+        assert (out / rel).is_file()
+    for name in bad:
+        assert name in index
+
+
+def test_corrupt_bundles_fail_with_a_reason_and_the_others_succeed(archive, tmp_path: Path) -> None:
+    root, good, bad = archive
+    db = tmp_path / "c.duckdb"
+    summary = run_batch(root, db, workers=2)
+    assert summary.ok == len(good)
+    failed = dict(rows(db, "SELECT bundle, error FROM bundles WHERE status = 'failed'"))
+    assert set(failed) == set(bad)
+    for name, filename in bad.items():
+        reason = failed[name]
+        assert filename in reason, reason  # the reason names the file
+        assert "\n" not in reason and "Traceback" not in reason
+        assert "internal error" not in reason  # bad input is a ResetlensError, not a crash
+    assert rows(db, "SELECT count(*) FROM resets WHERE bundle IN ('garbage', 'truncated')") == [(0,)]
+
+
+def test_a_crashing_analysis_is_recorded_and_the_batch_goes_on(tmp_path: Path) -> None:
+    root = tmp_path / "archive"
+    good = good_archive(root)
+    put(root / "buggy" / "x.pcap", corpus("zeek_tcp_single-rst.pcap"))
+    (root / "buggy" / "EXPLODE").write_text("")
+    db = tmp_path / "x.duckdb"
+    summary = run_batch(root, db, workers=2, analyze=explode_on_marker)
+    assert (summary.ok, summary.failed) == (len(good), 1)
+    ((status, error),) = rows(db, "SELECT status, error FROM bundles WHERE bundle = 'buggy'")
+    assert status == "failed"
+    assert error.startswith("internal error RuntimeError: simulated analysis bug")
+
+
+def test_rerun_skips_unchanged_and_redoes_changed_failed_or_missing(archive, tmp_path: Path) -> None:
+    root, good, bad = archive
+    db, out = tmp_path / "r.duckdb", tmp_path / "out"
+    first = run_batch(root, db, out=out, workers=2)
+    assert first.ok == len(good)
+    when = dict(rows(db, "SELECT bundle, analyzed_at FROM bundles"))
+
+    second = run_batch(root, db, out=out, workers=2)
+    assert (second.ok, second.skipped, second.failed) == (0, len(good), len(bad))  # failed ones are retried
+    after = dict(rows(db, "SELECT bundle, analyzed_at FROM bundles"))
+    assert all(after[b] == when[b] for b in good)
+    assert all(after[b] > when[b] for b in bad)
+
+    # touching (mtime only) changes no content: still skipped
+    os.utime(root / "inc-a" / "client.pcap", (1_000_000_000, 1_000_000_000))
+    assert run_batch(root, db, out=out, workers=1).skipped == len(good)
+
+    # new content in one bundle: only that one is redone, and its rows follow the new analysis
+    before_hash = rows(db, "SELECT content_hash FROM bundles WHERE bundle = 'inc-a'")[0][0]
+    put(root / "inc-a" / "server.pcap", corpus("zeek_tcp_syn-then-rst.pcap"))
+    third = run_batch(root, db, out=out, workers=2)
+    assert (third.ok, third.skipped) == (1, len(good) - 1)
+    changed = dict(rows(db, "SELECT bundle, analyzed_at FROM bundles"))
+    assert [b for b in good if changed[b] != after[b]] == ["inc-a"]
+    assert rows(db, "SELECT content_hash FROM bundles WHERE bundle = 'inc-a'")[0][0] != before_hash
+    assert_consistent(db)
+
+    # a report deleted under --out: the bundle is redone to restore it
+    html = Path(rows(db, "SELECT html_report FROM bundles WHERE bundle = 'rotated'")[0][0])
+    html.unlink()
+    fourth = run_batch(root, db, out=out, workers=1)
+    assert (fourth.ok, fourth.skipped) == (1, len(good) - 1)
+    assert html.is_file()
+
+
+def test_index_escapes_hostile_bundle_names(tmp_path: Path) -> None:
+    root = tmp_path / "archive"
+    evil = '<img src=x onerror=alert(1)>&"x'
+    put(root / evil / "c.pcap", corpus("zeek_tcp_single-rst.pcap"))
+    out = tmp_path / "out"
+    summary = run_batch(root, tmp_path / "h.duckdb", out=out, workers=1)
+    assert summary.ok == 1
+    index = (out / "index.html").read_text(encoding="utf-8")
+    assert "<img" not in index
+    assert "&lt;img src=x onerror=alert(1)&gt;&amp;&#34;x" in index
+    # the report folder name is made safe, and the link to it works
+    (link,) = [h for h in re.findall(r'href="([^"]+)"', index) if h.endswith(".html")]
+    assert (out / link).is_file()
+
+
+def test_bad_usage_raises_one_line_errors(tmp_path: Path) -> None:
+    root = tmp_path / "archive"
+    root.mkdir()
+    with pytest.raises(ResetlensError, match="no such archive folder"):
+        run_batch(tmp_path / "missing", tmp_path / "a.duckdb")
+    with pytest.raises(ResetlensError, match="does not exist"):
+        run_batch(root, tmp_path / "nofolder" / "a.duckdb")
+    garbage = tmp_path / "garbage.duckdb"
+    garbage.write_bytes(b"not a database" * 100)
+    with pytest.raises(ResetlensError, match="cannot open database"):
+        BatchDB(garbage)
+
+
+def test_cli_exit_status_and_summary(archive, tmp_path: Path) -> None:
+    root, good, bad = archive
+    db = tmp_path / "cli.duckdb"
+    ok = run_cli(root, "--db", db, "--out", tmp_path / "out", "--workers", "2")
+    assert ok.returncode == 0, ok.stderr  # some bundles failed: recorded, not fatal
+    assert "Traceback" not in ok.stderr
+    assert re.search(rf"analysed ok\s+{len(good)}\b", ok.stderr)
+    assert re.search(rf"failed\s+{len(bad)}\b", ok.stderr)
+    assert (tmp_path / "out" / "index.html").is_file()
+    assert duckdb.connect(str(db), read_only=True).execute("SELECT count(*) FROM bundles").fetchone()[
+        0
+    ] == len(good) + len(bad)
+
+    missing = run_cli(tmp_path / "nope", "--db", db)
+    assert missing.returncode == 2
+    assert missing.stderr.strip().count("\n") == 0 and "nope" in missing.stderr
+
+    ro_dir = tmp_path / "readonly"
+    ro_dir.mkdir()
+    unwritable = run_cli(root, "--db", ro_dir)  # a folder is not a database file
+    assert unwritable.returncode == 2
+    assert "Traceback" not in unwritable.stderr and unwritable.stderr.strip().count("\n") == 0
+
+    usage = run_cli(root)  # no --db
+    assert usage.returncode == 2
+
+
+def test_unchanged_archive_copy_elsewhere_keeps_names(archive, tmp_path: Path) -> None:
+    """Bundle names are relative to the archive: a moved archive is recognised as analysed."""
+    root, good, _ = archive
+    db = tmp_path / "m.duckdb"
+    run_batch(root, db, workers=2)
+    moved = tmp_path / "moved"
+    shutil.move(root, moved)
+    summary = run_batch(moved, db, workers=2)
+    assert summary.skipped == len(good)
