@@ -1,0 +1,128 @@
+"""`resetlens analyze` end to end through the real console script: contract shape, exit codes, bad input."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import CORPUS_PCAPS, ROOT
+
+RESETLENS = [str(Path(sys.executable).with_name("resetlens"))]
+
+CONTRACT_TOP = {"format", "resetlens_version", "captures", "connections", "resets", "summary"}
+CONTRACT_CAPTURE = {"vantage", "path", "host", "packets", "resets", "first_ts", "last_ts", "clock_offset",
+                    "clock_offset_error", "warnings"}
+CONTRACT_CONN = {"vantage", "ts", "orig_h", "orig_p", "resp_h", "resp_p", "conn_state", "history", "duration",
+                 "orig_bytes", "resp_bytes"}
+CONTRACT_RESET = {"id", "ts", "src", "sport", "dst", "dport", "seen_at", "sender", "cause", "confidence",
+                  "evidence", "logs", "decision"}
+CAUSES = {"no_listener", "abortive_close", "stale_reuse", "state_lost", "timeout", "policy_reject", "tls_handshake",
+          "backlog_overflow", "unknown"}
+
+
+def run(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([*RESETLENS, *args], capture_output=True, text=True, cwd=cwd, timeout=300)
+
+
+def test_json_to_stdout_follows_the_contract() -> None:
+    p = run("analyze", "--capture", f"client={CORPUS_PCAPS / 'zeek_pop3_pop3.pcap'}", "--json", "-")
+    assert p.returncode == 0, p.stderr
+    data = json.loads(p.stdout)
+    assert CONTRACT_TOP <= data.keys()
+    assert data["format"] == 1
+    assert CONTRACT_CAPTURE <= data["captures"][0].keys()
+    assert data["connections"] and all(CONTRACT_CONN <= c.keys() for c in data["connections"])
+    assert len(data["resets"]) == 6  # six SYNs rejected with RST+ACK
+    for r in data["resets"]:
+        assert CONTRACT_RESET <= r.keys()
+        assert {"role", "host", "kind"} <= r["sender"].keys()
+        assert r["cause"] in CAUSES
+        assert 0 <= r["confidence"] <= 1
+        assert r["seen_at"] and {"vantage", "ts", "frame", "ttl", "ip_id"} <= r["seen_at"][0].keys()
+        assert r["evidence"] and {"code", "text", "vantage", "frame"} <= r["evidence"][0].keys()
+    # A RST+ACK answering a SYN is the server's kernel saying nothing listens.
+    assert {r["cause"] for r in data["resets"]} == {"no_listener"}
+    assert {r["sender"]["kind"] for r in data["resets"]} == {"kernel"}
+    assert {"by_role", "by_cause", "by_kind", "verdict"} <= data["summary"].keys()
+
+
+def test_terminal_summary_and_fail_on(tmp_path: Path) -> None:
+    cap = f"x={CORPUS_PCAPS / 'zeek_pop3_pop3.pcap'}"
+    p = run("analyze", "--capture", cap)
+    assert p.returncode == 0, p.stderr
+    assert "no_listener" in p.stdout or "No listener" in p.stdout
+    assert run("analyze", "--capture", cap, "--quiet", "--fail-on", "cause=no_listener").returncode == 1
+    assert run("analyze", "--capture", cap, "--quiet", "--fail-on", "injected").returncode == 0
+    bad = run("analyze", "--capture", cap, "--fail-on", "cause=bogus")
+    assert bad.returncode == 2 and "Traceback" not in bad.stderr
+
+
+def test_bundle_folder_without_manifest(tmp_path: Path) -> None:
+    for name in ("zeek_http_http-to-ssh.pcap", "zeek_tcp_fin_retransmission.pcap"):
+        shutil.copy(CORPUS_PCAPS / name, tmp_path / name)
+    with gzip.open(tmp_path / "third.pcap.gz", "wb") as f:
+        f.write((CORPUS_PCAPS / "zeek_tcp_syn-then-rst.pcap").read_bytes())
+    out = tmp_path / "a.json"
+    p = run("analyze", str(tmp_path), "--json", str(out), "--quiet")
+    assert p.returncode == 0, p.stderr
+    data = json.loads(out.read_text())
+    assert {c["vantage"] for c in data["captures"]} == {
+        "zeek_http_http-to-ssh", "zeek_tcp_fin_retransmission", "third"}
+
+
+@pytest.mark.parametrize(
+    ("content", "expect"),
+    [
+        (b"", "empty"),
+        (b"this is not a capture file at all, just text\n" * 3, "magic"),
+        (b"\xd4\xc3\xb2\xa1\x02\x00", "truncated"),
+    ],
+)
+def test_unusable_capture_is_one_line_exit_2(tmp_path: Path, content: bytes, expect: str) -> None:
+    f = tmp_path / "bad.pcap"
+    f.write_bytes(content)
+    p = run("analyze", "--capture", f"v={f}")
+    assert p.returncode == 2
+    assert "Traceback" not in p.stderr
+    lines = [x for x in p.stderr.splitlines() if x.strip()]
+    assert len(lines) == 1, p.stderr
+    assert "bad.pcap" in lines[0]
+    assert expect in lines[0].lower()
+
+
+def test_directory_without_captures_and_missing_paths(tmp_path: Path) -> None:
+    (tmp_path / "notes.txt").write_text("nothing here\n")
+    p = run("analyze", str(tmp_path))
+    assert p.returncode == 2 and "no capture" in p.stderr and "Traceback" not in p.stderr
+    p = run("analyze", str(tmp_path / "nope"))
+    assert p.returncode == 2 and "nope" in p.stderr
+    p = run("analyze", "--capture", "novantage")
+    assert p.returncode == 2 and "VANTAGE=PATH" in p.stderr
+
+
+def test_truncated_last_record_is_a_warning_and_the_rest_is_analysed(tmp_path: Path) -> None:
+    data = (CORPUS_PCAPS / "zeek_pop3_pop3.pcap").read_bytes()
+    f = tmp_path / "cut.pcap"
+    f.write_bytes(data[:-25])
+    p = run("analyze", "--capture", f"v={f}", "--json", "-")
+    assert p.returncode == 0, p.stderr
+    doc = json.loads(p.stdout)
+    assert doc["captures"][0]["warnings"], "the cut must be reported"
+    assert any("byte" in w or "offset" in w for w in doc["captures"][0]["warnings"])
+    assert len(doc["resets"]) == 6
+
+
+def test_bad_manifest_names_the_file(tmp_path: Path) -> None:
+    shutil.copy(CORPUS_PCAPS / "zeek_pop3_pop3.pcap", tmp_path / "a.pcap")
+    (tmp_path / "resetlens.toml").write_text("[[capture]\nvantage = 'x'\n")
+    p = run("analyze", str(tmp_path))
+    assert p.returncode == 2 and "resetlens.toml" in p.stderr and "Traceback" not in p.stderr
+    (tmp_path / "resetlens.toml").write_text("[[capture]]\nvantage = 'x'\npath = 'missing.pcap'\n")
+    p = run("analyze", str(tmp_path))
+    assert p.returncode == 2 and "missing.pcap" in p.stderr
