@@ -33,6 +33,8 @@ HTML_NAME = "report.html"
 IDLE_RELEASE_S = 0.5
 # Results in flight per worker: enough to keep workers busy, few enough to bound memory.
 INFLIGHT_PER_WORKER = 2
+# How long to keep trying to reach a Dask scheduler before calling the address bad.
+DASK_CONNECT_S = 10.0
 # Longest error text stored (one line).
 ERROR_MAX = 400
 
@@ -215,7 +217,7 @@ class LocalExecutor:
 class DaskExecutor:
     """The same tasks on an existing dask.distributed cluster."""
 
-    def __init__(self, address: str, connect_timeout: float = 30.0) -> None:
+    def __init__(self, address: str, connect_timeout: float = DASK_CONNECT_S) -> None:
         try:
             from distributed import Client
         except ImportError:
