@@ -130,24 +130,27 @@ def _origin(case: Case, reset: Reset) -> Origin:
     sender: Host | None = claimed
     best: str | None = None
 
-    # 1. The claimed sender's own capture: the strongest proof either way.
-    for v in sender_vantages:
-        if v in by_v:
-            s = by_v[v]
-            forged, strength, best = False, PROOF_PRESENCE, v
-            ev.append(
-                Evidence(
-                    "seen_leaving_sender",
-                    cat.evidence_text(
-                        "seen_leaving_sender", {"vantage": v, "host": claimed_name, "frame": s.frame}
-                    ),
-                    v,
-                    s.frame,
-                    1.0,
-                )
+    # 1. The claimed sender's own capture(s): the strongest proof either way.
+    seen_there = [v for v in sender_vantages if v in by_v]
+    if seen_there:
+        v = seen_there[0]
+        forged, strength, best = False, PROOF_PRESENCE, v
+        ev.append(
+            Evidence(
+                "seen_leaving_sender",
+                cat.evidence_text(
+                    "seen_leaving_sender", {"vantage": v, "host": claimed_name, "frame": by_v[v].frame}
+                ),
+                v,
+                by_v[v].frame,
+                1.0,
             )
-            break
-        if _covered(case, v, reset.ts) and case.conn_at.get((reset.id, v)):
+        )
+    else:
+        holding = [
+            v for v in sender_vantages if _covered(case, v, reset.ts) and case.conn_at.get((reset.id, v))
+        ]
+        for v in holding[:1]:
             forged, strength = True, PROOF_PRESENCE
             ev.append(
                 Evidence(
@@ -172,17 +175,18 @@ def _origin(case: Case, reset: Reset) -> Origin:
                         1.0,
                     )
                 )
-            break
-        ev.append(
-            Evidence(
-                "sender_capture_gap",
-                cat.evidence_text("sender_capture_gap", {"vantage": v, "host": claimed_name}),
-                v,
-                None,
-                0.0,
-                missing=True,
-            )
-        )
+        if not holding:
+            for v in sender_vantages:
+                ev.append(
+                    Evidence(
+                        "sender_capture_gap",
+                        cat.evidence_text("sender_capture_gap", {"vantage": v, "host": claimed_name}),
+                        v,
+                        None,
+                        0.0,
+                        missing=True,
+                    )
+                )
 
     # 2. Router / firewall captures: generated there, or forwarded?
     injector: Host | None = None
