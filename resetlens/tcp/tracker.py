@@ -8,9 +8,7 @@ RST.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any
 
 import numpy as np
 
@@ -38,6 +36,7 @@ class RstSnapshot:
     sender_state: int  # Zeek endpoint state before the RST
     receiver_state: int
     sender_next_seq: int | None  # one past the highest sequence the sender had sent (absolute)
+    receiver_next_seq: int | None  # one past the highest sequence the receiver had sent (absolute)
     receiver_ack: int | None  # ack field of the receiver's last ACK (absolute)
     receiver_window: int | None  # window field of the receiver's last packet (unscaled)
     window_scaled: bool  # both SYNs offered window scaling (scale factor not in the table)
@@ -156,6 +155,7 @@ class VantageTracker:
                 sender_state=ep.state,
                 receiver_state=peer.state,
                 sender_next_seq=ep.last_seq if ep.state != 0 else None,
+                receiver_next_seq=peer.last_seq if peer.state != 0 else None,
                 receiver_ack=peer.ack_sent if peer.ack_sent >= 0 else None,
                 receiver_window=peer.win_sent if peer.win_sent >= 0 else None,
                 window_scaled=ep.wscale and peer.wscale,
@@ -257,17 +257,4 @@ class VantageTracker:
         )
 
 
-def run(chunks: Iterable[Any], vantage: str) -> tuple[TrackerOutput, dict[int, bytes]]:
-    """Feed every chunk; returns the tracker output and the RST segment bytes by frame."""
-    tracker = VantageTracker(vantage)
-    segments: dict[int, bytes] = {}
-    for chunk in chunks:
-        table = chunk.table if hasattr(chunk, "table") else chunk[0]
-        segs = chunk.segments if hasattr(chunk, "segments") else chunk[1]
-        tracker.feed(table)
-        if segs:
-            segments.update(segs)
-    return tracker.finish(), segments
-
-
-__all__ = ["RstSnapshot", "TrackerOutput", "VantageTracker", "run"]
+__all__ = ["RstSnapshot", "TrackerOutput", "VantageTracker"]

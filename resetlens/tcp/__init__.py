@@ -1,0 +1,82 @@
+"""Per-vantage TCP analysis: Zeek-compatible connections and one context record per RST.
+
+`analyze_vantage(chunks, vantage)` streams the packet-table chunks of one capture (in capture order)
+and returns a `VantageResult`:
+
+* `connections`: one `resetlens.model.Connection` per TCP connection, Zeek conn.log semantics
+  (conn_state, history, originator choice, reuse splitting, sequence-based byte counts), times on the
+  capture's own clock, uid "C<n>@<vantage>" numbered in order of first packet.
+* `resets`: one `ResetRecord` per RST segment (see `resetlens.tcp.resets`).
+* `flows`: uid -> packet-table rows of every connection that has a RST: its first HEAD_PKTS packets,
+  the TAIL_PKTS before its first RST and up to AFTER_RST_PKTS after it (for cross-vantage matching,
+  blame and ladder diagrams).
+* `anchors`: a bounded sample (at most MAX_ANCHORS rows, thinned evenly when exceeded) of packets for
+  clock alignment across captures: every SYN and SYN-ACK plus the first ANCHOR_DATA_PKTS data segments
+  of each direction of each connection, in capture order.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from resetlens.model import Connection
+from resetlens.tcp.resets import ResetRecord, build_record, decode_payload
+from resetlens.tcp.tracker import (
+    AFTER_RST_PKTS,
+    ANCHOR_DATA_PKTS,
+    HEAD_PKTS,
+    MAX_ANCHORS,
+    TAIL_PKTS,
+    VantageTracker,
+)
+
+
+@dataclass
+class VantageResult:
+    vantage: str
+    connections: list[Connection] = field(default_factory=list)
+    resets: list[ResetRecord] = field(default_factory=list)
+    flows: dict[str, np.ndarray] = field(default_factory=dict)
+    anchors: np.ndarray | None = None
+    packets: int = 0  # TCP segments analysed
+
+
+def analyze_vantage(chunks: Iterable[Any], vantage: str) -> VantageResult:
+    """Analyse one capture's PacketChunks (anything with `.table` and `.segments`)."""
+    tracker = VantageTracker(vantage)
+    segments: dict[int, bytes] = {}
+    for chunk in chunks:
+        tracker.feed(chunk.table)
+        if chunk.segments:
+            segments.update(chunk.segments)
+    out = tracker.finish()
+    resets = []
+    for snap in out.snapshots:
+        uid = tracker.uid(snap.conn.idx)
+        frame = int(snap.row["frame"])
+        resets.append(build_record(vantage, snap, uid, out.flows.get(uid), segments.get(frame)))
+    return VantageResult(
+        vantage=vantage,
+        connections=out.connections,
+        resets=resets,
+        flows=out.flows,
+        anchors=out.anchors,
+        packets=out.packets,
+    )
+
+
+__all__ = [
+    "AFTER_RST_PKTS",
+    "ANCHOR_DATA_PKTS",
+    "HEAD_PKTS",
+    "MAX_ANCHORS",
+    "TAIL_PKTS",
+    "ResetRecord",
+    "VantageResult",
+    "analyze_vantage",
+    "decode_payload",
+]

@@ -1,0 +1,391 @@
+"""One record per RST segment at one vantage, with the TCP context a verdict needs.
+
+Built from the tracker's state snapshot taken just before the RST (what the receiver expected) and from
+the connection's retained packets (the sender's earlier packets as a baseline, and what followed).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from resetlens.capture.table import (
+    ACK,
+    CSUM_BAD,
+    CSUM_OK,
+    CSUM_UNKNOWN,
+    FIN,
+    OPT_MALFORMED,
+    OPT_MSS,
+    OPT_OTHER,
+    OPT_SACK,
+    OPT_SACK_OK,
+    OPT_TRUNCATED,
+    OPT_TS,
+    OPT_WSCALE,
+    RESERVED,
+    RST,
+    SYN,
+    flag_letters,
+    halves_to_addr,
+)
+from resetlens.tcp.conn import seq_delta
+from resetlens.tcp.tracker import RstSnapshot
+from resetlens.tcp.zeek import STATE_NAMES, TOO_LARGE_SEQ_DELTA
+
+# draft-ietf-tcpm-rst-diagnostic-payload: 0x33AA | reason code (16) | PEN (32), optional vendor data.
+DIAG_MAGIC = 0x33AA  # first two payload bytes of a diagnostic RST
+DIAG_MIN_LEN = 8  # magic + reason + PEN
+# "TCP Failure Causes" initial registry of the draft.
+DIAG_REASONS: dict[int, str] = {
+    1: "illegal option length",
+    2: "desynchronized state",
+    3: "new data after CLOSE",
+    4: "ABORT",
+    5: "unexpected ACK in non-synchronized state",
+    6: "unexpected SYN in window",
+    7: "security compartment",
+    8: "malformed message",
+    9: "not authorized",
+    10: "resource exceeded",
+    11: "network failure",
+    12: "reset received from peer",
+    13: "destination unreachable",
+    14: "connection timeout",
+    15: "too much outstanding data",
+    16: "unacceptable performance",
+    17: "middlebox interference",
+}
+CAUSE_TEXT_MAX = 256  # characters of an ASCII cause text kept
+PRINTABLE_SHARE = 0.8  # share of printable bytes for a payload to count as a cause text
+CHALLENGE_ACK_WINDOW = 2.0  # seconds after a RST in which a receiver ACK counts as an RFC 5961 challenge
+AFTER_LIST_MAX = 20  # frames listed per "after" category
+MAX_SCALED_WINDOW_SHIFT = 14  # RFC 7323 cap, used when scaling was negotiated but the factor is unknown
+
+OPT_NAMES = (
+    (OPT_MSS, "mss"),
+    (OPT_WSCALE, "wscale"),
+    (OPT_SACK_OK, "sack_ok"),
+    (OPT_SACK, "sack"),
+    (OPT_TS, "ts"),
+    (OPT_OTHER, "other"),
+    (OPT_MALFORMED, "malformed"),
+    (OPT_TRUNCATED, "truncated"),
+)
+CSUM_NAMES = {0: "unchecked", CSUM_OK: "ok", CSUM_BAD: "bad", CSUM_UNKNOWN: "unknown"}
+
+
+def option_names(bits: int) -> list[str]:
+    return [name for bit, name in OPT_NAMES if bits & bit]
+
+
+@dataclass
+class ResetRecord:
+    """A RST segment as seen at one vantage, with its TCP context (field docs in Zeek conn.log style)."""
+
+    ## Capture point the RST was read from.
+    vantage: str
+    ## 1-based frame number of the RST in its capture (as Wireshark counts).
+    frame: int
+    ## Capture timestamp, on the capture's own clock (seconds since the epoch).
+    ts: float
+    ## Connection the RST belongs to at this vantage (Connection.uid, "C<n>@<vantage>").
+    uid: str
+    ## Addresses and ports as written in the RST packet (what the RST claims).
+    src: str
+    sport: int
+    dst: str
+    dport: int
+    ## Which endpoint of the Zeek connection the RST claims to come from: "orig" or "resp".
+    sent_by: str
+    ## TCP flags of the RST as letters ("R", "RA", ...).
+    flags: str
+    ## True for RST+ACK (a reply to a received segment), False for a bare RST.
+    rst_ack: bool
+    ## Sequence number of the RST (absolute).
+    seq: int
+    ## Acknowledgement number (absolute) when the ACK flag is set, else None.
+    ack: int | None
+    ## IPv4 TTL / IPv6 hop limit of the RST.
+    ttl: int
+    ## IPv4 identification (None for IPv6).
+    ip_id: int | None
+    ## IPv4 don't-fragment bit.
+    df: bool
+    ## TCP window field of the RST (unscaled).
+    window: int
+    ## TCP options present on the RST ("ts", "mss", ...).
+    options: list[str]
+    ## True when any of the three reserved TCP header bits is set (an injector fingerprint).
+    reserved_bits: bool
+    ## TCP checksum status: "ok", "bad" (offload or a non-effective RST), "unknown" (truncated), "unchecked".
+    checksum: str
+    ## RST sequence number against what the receiver expected (RFC 5961): "exact", "in_window", "outside",
+    ## "unknown" (nothing seen from the sender and no ACK from the receiver).
+    seq_check: str = "unknown"
+    ## The sequence number the receiver expected next (its last ACK, else the sender's next sequence).
+    expected_seq: int | None = None
+    ## seq - expected_seq in 32-bit sequence space (signed).
+    seq_offset: int | None = None
+    ## The receiver's last advertised window (unscaled window field) and whether scaling was negotiated
+    ## (then the factor is unknown and the in-window test uses the largest legal shift).
+    receiver_window: int | None = None
+    window_scaled: bool = False
+    ## For RST+ACK: the ACK number against the receiver's next sequence: "exact", "old" (behind),
+    ## "ahead" (acknowledges unsent data), "unknown", or "none" for a bare RST.
+    ack_check: str = "none"
+    ## The receiver's next sequence number (one past what it had sent), when known.
+    expected_ack: int | None = None
+    ## Zeek endpoint states of sender and receiver just before the RST.
+    sender_state: str = ""
+    receiver_state: str = ""
+    ## The connection's history before this RST (Zeek letters).
+    history_before: str = ""
+    ## What preceded the RST in the connection: "nothing", "syn", "handshake", "data", "fin".
+    preceded_by: str = "nothing"
+    ## The last packets before the RST, oldest first: {frame, from ("sender"|"receiver"), flags, len}.
+    last_packets: list[dict[str, Any]] = field(default_factory=list)
+    ## Seconds between the connection's previous packet and the RST (None for a first packet).
+    idle_before: float | None = None
+    ## Earlier packets from the same sender in this connection (the baseline below is built from them).
+    baseline_packets: int = 0
+    ## Most common TTL of the sender's earlier packets, and RST TTL minus it.
+    baseline_ttl: int | None = None
+    ttl_delta: int | None = None
+    ## IP ID of the sender's previous packet, and RST IP ID minus it (mod 2^16, signed).
+    baseline_ip_id: int | None = None
+    ip_id_delta: int | None = None
+    ## DF bit on the sender's earlier packets (majority), and whether the RST differs.
+    baseline_df: bool | None = None
+    df_changed: bool = False
+    ## Window field of the sender's previous non-RST packet.
+    baseline_window: int | None = None
+    ## Options on every one of the sender's earlier non-SYN packets, and those of them the RST lacks
+    ## (e.g. ["ts"]: the stack used timestamps but the RST has none).
+    baseline_options: list[str] = field(default_factory=list)
+    missing_options: list[str] = field(default_factory=list)
+    ## Payload bytes carried by the RST (as sent) and as captured.
+    payload_len: int = 0
+    payload_captured: int = 0
+    ## Decoded RST diagnostic payload (draft-ietf-tcpm-rst-diagnostic-payload): {reason_code, reason, pen,
+    ## vendor_data (hex)} or None.
+    diagnostic: dict[str, Any] | None = None
+    ## Printable ASCII payload (e.g. F5 "Access Denied" style cause text), or None.
+    cause_text: str | None = None
+    ## True when an earlier RST from the same sender in this connection had the same seq (a retransmission).
+    retransmitted: bool = False
+    ## Frames of data segments from the RST's claimed sender after it (Weaver et al. "RST SEQ DATA" race:
+    ## the claimed sender kept sending, so it probably did not send the RST).
+    sender_data_after: list[int] = field(default_factory=list)
+    ## Frames of pure ACKs from the claimed sender after the RST.
+    sender_ack_after: list[int] = field(default_factory=list)
+    ## Frames of any non-RST packets from the claimed sender after the RST (data, ACKs, SYN-ACK, FIN).
+    sender_after: list[int] = field(default_factory=list)
+    ## Frame of a pure ACK from the receiver that is the very next packet after a not-exact RST, within
+    ## CHALLENGE_ACK_WINDOW seconds (RFC 5961 challenge ACK: the RST was not accepted), or None.
+    challenge_ack: int | None = None
+    ## Frames of any packets from the receiver after the RST (it did not go away).
+    receiver_after: list[int] = field(default_factory=list)
+    ## Frames of later RSTs in this connection (either direction).
+    more_rsts: list[int] = field(default_factory=list)
+    ## Later RSTs from the same sender with a different seq / ack (Weaver "RST SEQ CHANGE"/"RST ACK CHANGE").
+    rst_seq_changes: bool = False
+    rst_ack_changes: bool = False
+    ## Weaver "DATA SEQ RST": the RST's seq lies inside data the sender had already sent.
+    seq_inside_sent_data: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-able values."""
+        return dataclasses.asdict(self)
+
+
+def decode_payload(payload: bytes) -> tuple[dict[str, Any] | None, str | None]:
+    """(diagnostic, cause_text) from a RST's payload bytes."""
+    if len(payload) >= DIAG_MIN_LEN and int.from_bytes(payload[:2], "big") == DIAG_MAGIC:
+        code = int.from_bytes(payload[2:4], "big")
+        diag = {
+            "reason_code": code,
+            "reason": DIAG_REASONS.get(code, "unassigned" if code else "unspecified"),
+            "pen": int.from_bytes(payload[4:8], "big"),
+            "vendor_data": payload[8:].hex() if len(payload) > DIAG_MIN_LEN else "",
+        }
+        return diag, None
+    text = payload.rstrip(b"\x00")
+    if not text:
+        return None, None
+    printable = sum(1 for b in text if 32 <= b < 127 or b in (9, 10, 13))
+    if printable / len(text) >= PRINTABLE_SHARE:
+        chars = "".join(chr(b) if 32 <= b < 127 else " " for b in text[:CAUSE_TEXT_MAX])
+        return None, " ".join(chars.split())
+    return None, None
+
+
+def _u16_delta(a: int, b: int) -> int:
+    return ((a - b + 0x8000) & 0xFFFF) - 0x8000
+
+
+def build_record(
+    vantage: str, snap: RstSnapshot, uid: str, flow: np.ndarray | None, segment: bytes | None
+) -> ResetRecord:
+    """A ResetRecord from the tracker's snapshot, the connection's retained packets and the raw segment."""
+    row = snap.row
+    flags = int(row["flags"])
+    frame = int(row["frame"])
+    seq = int(row["seq"])
+    has_ack = bool(flags & ACK)
+    ack = int(row["ack"]) if has_ack else None
+    ipver = int(row["ipver"])
+    rec = ResetRecord(
+        vantage=vantage,
+        frame=frame,
+        ts=float(row["ts"]),
+        uid=uid,
+        src=halves_to_addr(row["src_hi"], row["src_lo"]),
+        sport=int(row["sport"]),
+        dst=halves_to_addr(row["dst_hi"], row["dst_lo"]),
+        dport=int(row["dport"]),
+        sent_by="orig" if snap.sender.is_orig else "resp",
+        flags=flag_letters(flags),
+        rst_ack=has_ack,
+        seq=seq,
+        ack=ack,
+        ttl=int(row["ttl"]),
+        ip_id=int(row["ip_id"]) if ipver == 4 else None,
+        df=bool(row["df"]),
+        window=int(row["window"]),
+        options=option_names(int(row["opts"])),
+        reserved_bits=bool(flags & RESERVED),
+        checksum=CSUM_NAMES.get(int(row["csum"]), "unchecked"),
+        sender_state=STATE_NAMES[snap.sender_state],
+        receiver_state=STATE_NAMES[snap.receiver_state],
+        history_before=snap.history_before,
+        payload_len=int(row["payload_len"]),
+        payload_captured=int(row["captured_len"]),
+    )
+    _sequence(rec, snap, seq, ack)
+    rec.preceded_by = _preceded_by(snap.history_before)
+    if snap.prev_ts is not None:
+        rec.idle_before = max(0.0, rec.ts - snap.prev_ts)
+    if segment is not None and rec.payload_captured:
+        hlen = (segment[12] >> 4) * 4 if len(segment) > 12 else 20
+        rec.diagnostic, rec.cause_text = decode_payload(bytes(segment[hlen : hlen + rec.payload_captured]))
+    if flow is not None and len(flow):
+        _context(rec, row, flow)
+    return rec
+
+
+def _sequence(rec: ResetRecord, snap: RstSnapshot, seq: int, ack: int | None) -> None:
+    expected = snap.receiver_ack if snap.receiver_ack is not None else snap.sender_next_seq
+    rec.receiver_window = snap.receiver_window
+    rec.window_scaled = snap.window_scaled
+    if expected is not None:
+        rec.expected_seq = expected
+        off = seq_delta(seq, expected)
+        rec.seq_offset = off
+        if off == 0:
+            rec.seq_check = "exact"
+        elif snap.receiver_window is not None:
+            wnd = snap.receiver_window << (MAX_SCALED_WINDOW_SHIFT if snap.window_scaled else 0)
+            rec.seq_check = "in_window" if 0 < off < max(wnd, 1) else "outside"
+        else:
+            rec.seq_check = "outside" if off < 0 else "unknown"
+    if snap.sender_next_seq is not None:
+        behind = seq_delta(seq, snap.sender_next_seq)
+        rec.seq_inside_sent_data = -TOO_LARGE_SEQ_DELTA < behind < 0
+    if ack is None:
+        rec.ack_check = "none"
+    elif snap.receiver_next_seq is None:
+        rec.ack_check = "unknown"
+    else:
+        rec.expected_ack = snap.receiver_next_seq
+        d = seq_delta(ack, snap.receiver_next_seq)
+        rec.ack_check = "exact" if d == 0 else ("old" if d < 0 else "ahead")
+
+
+def _preceded_by(history: str) -> str:
+    letters = set(history.replace("^", ""))
+    if letters & {"F", "f"}:
+        return "fin"
+    if letters & {"D", "d"}:
+        return "data"
+    if letters & {"H", "h", "A", "a"}:
+        return "handshake"
+    if letters & {"S", "s"}:
+        return "syn"
+    return "nothing" if not letters else "other"
+
+
+def _context(rec: ResetRecord, row: np.void, flow: np.ndarray) -> None:
+    frames = flow["frame"]
+    src = (int(row["src_hi"]), int(row["src_lo"]), int(row["sport"]))
+    from_sender = (flow["src_hi"] == src[0]) & (flow["src_lo"] == src[1]) & (flow["sport"] == src[2])
+    before = frames < rec.frame
+    after = frames > rec.frame
+    fl = flow["flags"].astype(np.int64)
+    is_rst = (fl & RST) != 0
+
+    prev = flow[before][-3:]
+    prev_sender = from_sender[before][-3:]
+    rec.last_packets = [
+        {
+            "frame": int(p["frame"]),
+            "from": "sender" if s else "receiver",
+            "flags": flag_letters(int(p["flags"])),
+            "len": int(p["payload_len"]),
+        }
+        for p, s in zip(prev, prev_sender, strict=True)
+    ]
+
+    base = flow[before & from_sender & ~is_rst]
+    rec.baseline_packets = len(base)
+    if len(base):
+        rec.baseline_ttl = Counter(base["ttl"].tolist()).most_common(1)[0][0]
+        rec.ttl_delta = rec.ttl - rec.baseline_ttl
+        if rec.ip_id is not None:
+            rec.baseline_ip_id = int(base["ip_id"][-1])
+            rec.ip_id_delta = _u16_delta(rec.ip_id, rec.baseline_ip_id)
+        rec.baseline_df = bool(base["df"].sum() * 2 >= len(base))
+        rec.df_changed = rec.df != rec.baseline_df
+        rec.baseline_window = int(base["window"][-1])
+        nonsyn = base[(base["flags"].astype(np.int64) & SYN) == 0]
+        if len(nonsyn):
+            common = int(np.bitwise_and.reduce(nonsyn["opts"].astype(np.int64)))
+            common &= ~(OPT_SACK | OPT_TRUNCATED | OPT_MALFORMED)
+            rec.baseline_options = option_names(common)
+            rec.missing_options = [n for n in rec.baseline_options if n not in rec.options]
+
+    earlier_rst = flow[before & from_sender & is_rst]
+    rec.retransmitted = bool(len(earlier_rst)) and bool((earlier_rst["seq"] == rec.seq).any())
+
+    later = flow[after]
+    later_sender = from_sender[after]
+    later_fl = fl[after]
+    data = (later["payload_len"] > 0) & ((later_fl & RST) == 0)
+    pure_ack = (later["payload_len"] == 0) & ((later_fl & (SYN | FIN | RST)) == 0) & ((later_fl & ACK) != 0)
+    rec.sender_data_after = later["frame"][later_sender & data][:AFTER_LIST_MAX].tolist()
+    rec.sender_ack_after = later["frame"][later_sender & pure_ack][:AFTER_LIST_MAX].tolist()
+    rec.sender_after = later["frame"][later_sender & ((later_fl & RST) == 0)][:AFTER_LIST_MAX].tolist()
+    recv = later[~later_sender]
+    rec.receiver_after = recv["frame"][:AFTER_LIST_MAX].tolist()
+    if len(later) and not later_sender[0] and rec.seq_check != "exact":
+        first = later[0]
+        ff = int(first["flags"])
+        if (
+            ff & ACK
+            and not ff & (SYN | FIN | RST)
+            and int(first["payload_len"]) == 0
+            and float(first["ts"]) - rec.ts <= CHALLENGE_ACK_WINDOW
+        ):
+            rec.challenge_ack = int(first["frame"])
+    later_rst = later[(later_fl & RST) != 0]
+    rec.more_rsts = later_rst["frame"][:AFTER_LIST_MAX].tolist()
+    same = later_rst[later_sender[(later_fl & RST) != 0]]
+    if len(same):
+        rec.rst_seq_changes = bool((same["seq"] != rec.seq).any())
+        if rec.ack is not None:
+            with_ack = same[(same["flags"].astype(np.int64) & ACK) != 0]
+            rec.rst_ack_changes = bool((with_ack["ack"] != rec.ack).any())
