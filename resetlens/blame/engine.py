@@ -666,6 +666,80 @@ def _cause_injected(
     return CauseFinding("policy_reject", "injected", 0.5, facts, ev, "the firewall's ruleset and logs")
 
 
+# Log events that name a cause, and the sender roles they may speak for (None = any).
+LOG_CAUSE: dict[str, tuple[str, tuple[str, ...] | None]] = {
+    "proxy_timeout": ("timeout", ("proxy",)),
+    "upstream_timeout": ("timeout", ("proxy",)),
+    "client_timeout": ("timeout", ("proxy",)),
+    "policy_reject": ("policy_reject", ("proxy", "middlebox", "server")),
+    "firewall_log": ("policy_reject", ("middlebox",)),
+    "nft_reject_rule": ("policy_reject", ("middlebox",)),
+    "tls_handshake_failed": ("tls_handshake", None),
+    "app_tls_reset": ("tls_handshake", None),
+    "listen_overflow": ("backlog_overflow", ("server", "proxy")),
+    "abort_on_overflow": ("backlog_overflow", ("server", "proxy")),
+    "conntrack_full": ("state_lost", ("middlebox",)),
+    "conntrack_pressure": ("state_lost", ("middlebox",)),
+}
+# Lifecycle events: the sender's service went away or came back (restart, kill, OOM).
+LIFECYCLE = {
+    "unit_stopping",
+    "unit_stopped",
+    "unit_exited",
+    "unit_failed",
+    "unit_restart_scheduled",
+    "unit_oom",
+    "oom_kill",
+    "oomd_kill",
+    "unit_starting",
+    "unit_started",
+}
+# Packet causes a log line may overrule: the packets alone left these open.
+SOFT_CAUSES = {"abortive_close", "unknown", "state_lost", "stale_reuse"}
+
+
+def _apply_logs(reset: Reset, role: str, finding: CauseFinding) -> CauseFinding:
+    """Let correlated log lines confirm or sharpen the packet verdict; each line used becomes evidence."""
+    for line in reset.logs:
+        summary = line.text if len(line.text) <= 160 else line.text[:157] + "..."
+        facts = {"kind": line.kind, "path": line.path, "line": line.line, "summary": summary}
+        mapped = LOG_CAUSE.get(line.event)
+        if mapped and (mapped[1] is None or role in mapped[1]):
+            code = mapped[0]
+            finding.evidence.append(
+                Evidence("log_line", cat.evidence_text("log_line", facts), None, None, 0.7)
+            )
+            if code == finding.code:
+                finding.strength = min(0.97, finding.strength + 0.15)
+            elif finding.code in SOFT_CAUSES or (code == "timeout" and finding.code == "abortive_close"):
+                finding.code = code
+                finding.kind = (
+                    "injected"
+                    if finding.kind == "injected"
+                    else ("kernel" if code in ("backlog_overflow", "state_lost") else "application")
+                )
+                finding.strength = max(finding.strength, 0.8)
+                finding.missing = ""
+        elif line.event in LIFECYCLE:
+            finding.evidence.append(
+                Evidence("log_line", cat.evidence_text("log_line", facts), None, None, 0.6)
+            )
+            if finding.code == "no_listener":
+                finding.strength = min(0.97, finding.strength + 0.05)
+                finding.facts["service"] = (
+                    finding.facts.get("service", "the service") + " (it was restarting)"
+                )
+            elif finding.code in ("stale_reuse", "state_lost", "unknown") and finding.kind != "injected":
+                finding.code, finding.kind, finding.strength = "state_lost", "kernel", 0.85
+                finding.facts["how"] = f"the service restarted ({summary}) and its sockets went with it"
+                finding.missing = ""
+        elif line.event:
+            finding.evidence.append(
+                Evidence("log_line", cat.evidence_text("log_line", facts), None, None, 0.3)
+            )
+    return finding
+
+
 def _human(seconds: float | None) -> str:
     if seconds is None:
         return "?"
@@ -694,6 +768,9 @@ def _verdict(case: Case, reset: Reset) -> None:
     origin = _origin(case, reset)
     effective, why = _effective(reset)
     finding = _cause(case, reset, origin)
+    if reset.logs:
+        role = "middlebox" if origin.forged else sender_role(origin.claimed)
+        finding = _apply_logs(reset, role, finding)
     reset.evidence = origin.evidence + finding.evidence
     reset.effective = effective
     if origin.forged:
