@@ -1,0 +1,3 @@
+from resetlens.lab.cli import main
+
+main()
