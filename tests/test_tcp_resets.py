@@ -61,8 +61,10 @@ def test_rst_ack_number_check_and_header_fields() -> None:
     assert rec.baseline_packets == 3 and rec.baseline_window == 1000
     assert rec.preceded_by == "data" and rec.uid == "C1@v" and rec.sent_by == "orig"
     assert rec.idle_before == pytest.approx(0.1)
-    assert [p["from"] for p in rec.last_packets] == ["receiver", "receiver", "sender"][
-        -len(rec.last_packets) :
+    assert [(p["frame"], p["from"]) for p in rec.last_packets] == [
+        (3, "sender"),
+        (4, "receiver"),
+        (5, "sender"),
     ]
     json.dumps(rec.to_dict())
 
