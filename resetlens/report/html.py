@@ -14,6 +14,7 @@ import hashlib
 import json
 import math
 import os
+from collections import Counter
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
@@ -336,7 +337,7 @@ def _detailed(analysis: Analysis, groups: list[Incident]) -> list[Reset]:
 
 
 def find_snippets(
-    analysis: Analysis, resets: list[Reset], snippets_dir: Path | None, html_dir: Path
+    resets: list[Reset], snippets_dir: Path | None, html_dir: Path
 ) -> dict[tuple[str, str], Snippet]:
     """Links to the pcap snippets written beside the report: small ones embedded as data: URLs."""
     if snippets_dir is None:
@@ -401,10 +402,11 @@ def _asset(name: str) -> str:
     return (TEMPLATES / name).read_text(encoding="utf-8")
 
 
-def render_html(analysis: Analysis, *, snippets: dict[tuple[str, str], Snippet] | None = None) -> str:
-    """The whole report page as text."""
+def render_html(analysis: Analysis, *, snippets_dir: Path | None = None, html_dir: Path = Path(".")) -> str:
+    """The whole report page as text; pcap snippets are looked up in snippets_dir, linked from html_dir."""
     groups = view.incidents(analysis)
     detailed = _detailed(analysis, groups)
+    snippets = find_snippets(detailed, snippets_dir, html_dir)
     detailed_ids = {r.id for r in detailed}
     tl = timeline(analysis, detailed_ids)
     counts = view.counts(analysis)
@@ -416,11 +418,10 @@ def render_html(analysis: Analysis, *, snippets: dict[tuple[str, str], Snippet] 
         "base-uri 'none'; form-action 'none'"
     )
     resets_by_id = {r.id: r for r in analysis.resets}
+    combos = Counter((r.cause, r.sender.role, r.sender.kind) for r in analysis.resets)
     page_data = {
-        "resets": [
-            {"id": r.id, "cause": r.cause, "role": r.sender.role, "kind": r.sender.kind, "ts": r.ts}
-            for r in reset_rows[:TIMELINE_RESETS_MAX]
-        ],
+        # resets per (cause, role, kind): the filter status counts all resets, drawn or not
+        "combos": [[c, r, k, n] for (c, r, k), n in sorted(combos.items())],
         "total": len(analysis.resets),
         "t0": tl.t0 if tl else None,
         "t1": tl.t1 if tl else None,
@@ -449,8 +450,8 @@ def render_html(analysis: Analysis, *, snippets: dict[tuple[str, str], Snippet] 
         ladder=ladder,
         explanation=view.explanation,
         display_filter=view.display_filter,
-        snippets=snippets or {},
-        checklist=view.checklist(analysis, {k: v.href for k, v in (snippets or {}).items()}),
+        snippets=snippets,
+        checklist=view.checklist(analysis, {k: v.href for k, v in snippets.items()}),
         missing=view.missing(analysis),
         context_logs=analysis.context_logs[:CONTEXT_LOGS_MAX],
         context_logs_more=max(0, len(analysis.context_logs) - CONTEXT_LOGS_MAX),
@@ -482,14 +483,11 @@ def _log_source_columns(sources: list[dict[str, Any]]) -> list[str]:
     return present + list(extra)[:6]
 
 
-def write_html(analysis: Analysis, path: str | os.PathLike[str], *, snippets_dir: str | os.PathLike[str] | None = None) -> None:  # fmt: skip
+def write_html(
+    analysis: Analysis, path: str | os.PathLike[str], *, snippets_dir: str | os.PathLike[str] | None = None
+) -> None:
     """Write the self-contained HTML report (atomically); link or embed pcap snippets from snippets_dir."""
     target = Path(path)
     html_dir = target.parent if str(target.parent) else Path(".")
-    snippets = find_snippets(
-        analysis,
-        _detailed(analysis, view.incidents(analysis)),
-        Path(snippets_dir) if snippets_dir else None,
-        html_dir,
-    )
-    atomic_write(target, render_html(analysis, snippets=snippets).encode("utf-8"))
+    page = render_html(analysis, snippets_dir=Path(snippets_dir) if snippets_dir else None, html_dir=html_dir)
+    atomic_write(target, page.encode("utf-8"))

@@ -1,10 +1,10 @@
 // resetlens report: optional filtering (cause / role / kind) and timeline zoom. The page is complete
-// without this script; it only reads the JSON data block and the data-* attributes, never innerHTML.
+// without this script; it only reads the JSON data block and the data-* attributes; it never parses HTML.
 (function () {
   "use strict";
   var SVGNS = "http://www.w3.org/2000/svg";
   var dataEl = document.getElementById("resetlens-data");
-  var data = dataEl ? JSON.parse(dataEl.textContent) : { resets: [], total: 0 };
+  var data = dataEl ? JSON.parse(dataEl.textContent) : { combos: [], total: 0 };
 
   // ---- filtering -------------------------------------------------------------------------
   var controls = document.getElementById("filters");
@@ -22,10 +22,11 @@
       if (ok) { shown[el.getAttribute("data-reset-id")] = true; }
     });
     if (status) {
-      var n = data.resets.filter(function (r) {
-        return (!want.cause || r.cause === want.cause) && (!want.role || r.role === want.role) &&
-          (!want.kind || r.kind === want.kind);
-      }).length;
+      var n = 0;
+      data.combos.forEach(function (c) {
+        if ((!want.cause || c[0] === want.cause) && (!want.role || c[1] === want.role) &&
+            (!want.kind || c[2] === want.kind)) { n += c[3]; }
+      });
       status.textContent = Object.keys(want).length ? n + " of " + data.total + " resets match" : "";
     }
   }
