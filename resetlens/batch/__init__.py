@@ -41,7 +41,7 @@ def batch_command(
 
     err = Console(stderr=True, highlight=False)
     if workers is not None and dask is not None:
-        err.print("resetlens: give --workers or --dask, not both", markup=False)
+        err.print("resetlens: give --workers or --dask, not both", markup=False, soft_wrap=True)
         raise typer.Exit(2)
     progress = None if quiet else BatchProgress(err)
     try:
@@ -49,7 +49,7 @@ def batch_command(
             archive_dir, db, out=out, workers=workers, dask=dask, parquet=parquet, progress=progress
         )
     except ResetlensError as e:
-        err.print(f"resetlens: {e}", markup=False)
+        err.print(f"resetlens: {e}", markup=False, soft_wrap=True)
         raise typer.Exit(2) from None
     if not quiet:
         print_summary(err, summary, os.fspath(db))

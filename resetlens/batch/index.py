@@ -24,7 +24,7 @@ CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src data:; base-uri 'n
 
 _TEMPLATE = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8">
-<meta http-equiv="Content-Security-Policy" content="{{ csp }}">
+<meta http-equiv="Content-Security-Policy" content="{{ csp|safe }}">
 <meta name="referrer" content="no-referrer">
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>resetlens archive: {{ totals.bundles }} bundles, {{ totals.resets }} resets</title>

@@ -29,7 +29,7 @@ from resetlens.errors import ResetlensError
 # Report file names inside a bundle's report folder.
 JSON_NAME = "analysis.json"
 HTML_NAME = "report.html"
-# Idle time after which the parent releases the database so other processes can read it.
+# The parent releases the database after this long idle, or held, so other processes can read it.
 IDLE_RELEASE_S = 0.5
 # Results in flight per worker: enough to keep workers busy, few enough to bound memory.
 INFLIGHT_PER_WORKER = 2
@@ -242,7 +242,8 @@ class DaskExecutor:
         from distributed import wait
 
         try:
-            done, _ = wait(list(pending), timeout=timeout, return_when="FIRST_COMPLETED")
+            with self.client.as_current():  # not the process-wide default client: ours
+                done, _ = wait(list(pending), timeout=timeout, return_when="FIRST_COMPLETED")
         except TimeoutError:
             return set()
         return set(done)
@@ -362,6 +363,7 @@ def _drive(
             _commit(db, spec, result, summary)
             if progress is not None:
                 progress.advance(result, spec)
+        db.release_if_held(IDLE_RELEASE_S)
         if broken:
             suspects.extend(in_flight.values())
             in_flight.clear()
