@@ -27,6 +27,7 @@ UNREAD_PORT = 9001  # reads a 5-byte header, answers, closes with the rest unrea
 SINK_PORT = 9002  # reads and discards, idle close after RAW_IDLE
 SLOW_ECHO_PORT = 9003  # echoes each line after SLOW_ECHO_DELAY
 BACKLOG_PORT = 9100  # listen(1), never accepts
+STUCK_BACKLOG = 4  # accept queue full at 5 established; SYN queue capped at 4 requests
 TLS_PORT = 9443  # TLS; a ClientHello without SNI is answered with a reset
 RAW_IDLE = 1.0  # seconds
 SLOW_ECHO_DELAY = 0.3  # seconds
@@ -269,15 +270,17 @@ def tls_handler(conn: socket.socket, ctx: ssl.SSLContext) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(prog="resetlens.lab.backend")
-    ap.add_argument("--cert", required=True)
-    ap.add_argument("--key", required=True)
+    ap.add_argument("--cert")
+    ap.add_argument("--key")
     ap.add_argument(
         "--stuck", action="store_true", help=f"only a listen(1) socket on {BACKLOG_PORT}, never accepted"
     )
     args = ap.parse_args(argv)
     if args.stuck:
-        stuck = listener(BACKLOG_PORT, backlog=1)  # the accept queue holds 2, then SYN-ACK'd peers are reset
-        log(f"stuck listener on {BACKLOG_PORT} (listen backlog 1, never accepts, fd {stuck.fileno()})")
+        stuck = listener(BACKLOG_PORT, backlog=STUCK_BACKLOG)
+        log(
+            f"stuck listener on {BACKLOG_PORT} (listen backlog {STUCK_BACKLOG}, never accepts, fd {stuck.fileno()})"
+        )
         time.sleep(120)
         return
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)

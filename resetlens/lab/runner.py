@@ -214,8 +214,8 @@ def run_scenario(lab: Lab, scenario, out: Path) -> Result:
         with open(sources[kind], "rb") as f:
             f.seek(offsets[kind])
             data = f.read()
-        if not data and kind in ("syslog",):
-            continue
+        if not data:
+            continue  # nothing logged during this scenario: no file, no [[log]] entry
         (bundle / rel).write_bytes(data)
         entry = {"path": rel, "kind": kind, "host": host}
         if kind == "nginx-access":
@@ -232,6 +232,7 @@ def run_scenario(lab: Lab, scenario, out: Path) -> Result:
     write_manifest(bundle, f"resetlens lab: {scenario.name}", manifest_logs)
 
     # truth, checked against the wire
+    lab.ctx.logs = log_lines
     resets = verify.group(verify.read_sightings(bundle), lab.ctx.nat)
     problems = verify.label(resets, scenario.expects(), lab.ctx)
     truth = {

@@ -221,35 +221,44 @@ def stream(tag: str, dst: str, port: int, chunks: int = 80, size: int = 200) -> 
     f.close()
 
 
-def backlog_burst(tag: str, dst: str, port: int, count: int = 8) -> None:
-    """Many SYNs at once; the lab lets the SYN-ACKs through only after all SYNs are queued."""
-    flows = [Flow(tag, dst, port, blocking=False) for _ in range(min(count, 30))]
-    for f in flows:
+def backlog(tag: str, dst4: str, dst6: str, port: int, pending: int = 3, fill: int = 5) -> None:
+    """Backlog overflow in three steps (the lab holds the IPv6 SYN-ACKs at the firewall meanwhile):
+    `pending` IPv6 SYNs wait in the SYN queue, `fill` IPv4 connections fill the accept queue, then the
+    lab lets the SYN-ACKs through and the IPv6 handshakes complete into a full accept queue."""
+    late = [Flow(tag, dst6, port, blocking=False) for _ in range(min(pending, 8))]
+    for f in late:
         try:
-            f.sock.connect((dst, port))
+            f.sock.connect((dst6, port))
         except BlockingIOError:
             pass
-    wait_for_lab("syns-sent")
-    deadline = time.monotonic() + IO_TIMEOUT
-    pending = list(flows)
-    while pending and time.monotonic() < deadline:
-        _, writable, _ = select.select([], [f.sock for f in pending], [], 0.1)
-        pending = [f for f in pending if f.sock not in writable]
     time.sleep(0.1)
-    for f in flows:
+    early = [Flow(f"{tag}-fill", dst4, port) for _ in range(min(fill, 8))]
+    for f in early:
+        f.result = "connected, queued, never accepted" if f.connect() else f.result
+    wait_for_lab("accept-queue-full")
+    deadline = time.monotonic() + IO_TIMEOUT
+    pending_socks = [f.sock for f in late]
+    while pending_socks and time.monotonic() < deadline:
+        _, writable, _ = select.select([], pending_socks, [], 0.1)
+        pending_socks = [s for s in pending_socks if s not in writable]
+    time.sleep(0.2)
+    for f in late:
         err = f.sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
-        f.result = "connected" if not err and f not in pending else f"connect errno {err or 'timeout'}"
+        f.result = (
+            f"connect errno {err}" if err else ("connect timeout" if f.sock in pending_socks else "connected")
+        )
         if f.result == "connected":
             f.sock.settimeout(0.5)
             try:
                 f.sock.sendall(b"x")
-                time.sleep(0.05)
                 f.sock.recv(10)
                 f.result = "connected, no answer"
             except TimeoutError:
-                f.result = "connected, no answer (queued, never accepted)"
+                f.result = "connected, no answer"
             except OSError as exc:
                 f.result = f"{type(exc).__name__}: {exc.strerror or exc}"
+        f.close()
+    for f in early:
         f.close()
 
 
@@ -275,7 +284,7 @@ def dpi(tag: str, dst: str, port: int, keyword: str = "FORBIDDEN") -> None:
 
 
 ACTIONS = {f.__name__: f for f in (http, refused, partial_header, stale_keepalive, unread, echo_session, burst,
-                                   stream, backlog_burst, tls, dpi)}  # fmt: skip
+                                   stream, backlog, tls, dpi)}  # fmt: skip
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -91,6 +91,7 @@ class Ctx:
     flows: list[dict] = field(default_factory=list)
     marks: dict[str, float] = field(default_factory=dict)
     nat: dict[str, str] = field(default_factory=dict)
+    logs: dict[str, tuple[str, list[str]]] = field(default_factory=dict)  # kind -> (bundle path, lines)
 
     def flow_ports(self, tag: str) -> set[int]:
         return {f["sport"] for f in self.flows if f["tag"] == tag}
@@ -148,6 +149,16 @@ def leg(src_host: str, dst_host: str, port: int | None = None) -> Match:
 
 def both(*matches: Match) -> Match:
     return lambda r, ctx: all(m(r, ctx) for m in matches)
+
+
+def in_log(kind: str, pattern: str) -> Match:
+    """A line of that log matches `pattern` with "{port}" set to the reset's ephemeral port."""
+
+    def m(r: Reset, ctx: Ctx) -> bool:
+        rx = re.compile(pattern.replace("{port}", str(r.ephemeral_port)))
+        return any(rx.search(line) for line in ctx.logs.get(kind, ("", []))[1])
+
+    return m
 
 
 def after(mark: str) -> Match:
@@ -236,14 +247,28 @@ def _check_sightings(r: Reset, e: Expect, where: str) -> list[str]:
     return []
 
 
+# the backend's log line for a request: its request line and the peer's port
+APP_REQUEST_RE = r'http "(?P<request>[^"]+)" peer=\S+:{port}\b'
+
+
 def log_hits(r: Reset, e: Expect, logs: dict[str, tuple[str, list[str]]]) -> list[dict]:
-    """Lines of the bundle's logs that the expectation names, narrowed to this reset's port."""
+    """Lines of the bundle's logs that the expectation names, narrowed to this reset.
+
+    "{port}" is the reset's ephemeral port; "{request}" is the request line the backend logged for
+    that port (so an nginx error line, which has no upstream port, is tied to its own request).
+    """
     hits = []
+    port = str(r.ephemeral_port)
+    request = None
+    app_rx = re.compile(APP_REQUEST_RE.replace("{port}", port))
+    for line in logs.get("app", ("", []))[1]:
+        if m := app_rx.search(line):
+            request = re.escape(m.group("request"))
     for kind, pattern in e.logs:
-        if kind not in logs:
+        if kind not in logs or ("{request}" in pattern and request is None):
             continue
         path, lines = logs[kind]
-        rx = re.compile(pattern.replace("{port}", str(r.ephemeral_port)))
+        rx = re.compile(pattern.replace("{port}", port).replace("{request}", request or ""))
         hits += [{"path": path, "line": i + 1} for i, text in enumerate(lines) if rx.search(text)]
     return hits
 
