@@ -170,10 +170,12 @@ class HostSnapshots:
                 "net.ipv4.tcp_abort_on_overflow = 1",
                 {"sysctl": "net.ipv4.tcp_abort_on_overflow"},
             )
-        before_hits = {r["rule"]: r.get("packets") for r in (self.before.rejects if self.before else [])}
+        before_hits = {
+            _rule_key(r["rule"]): r.get("packets") for r in (self.before.rejects if self.before else [])
+        }
         for rule in after.rejects:
             fields = dict(rule)
-            prior = before_hits.get(rule["rule"])
+            prior = before_hits.get(_rule_key(rule["rule"]))
             if isinstance(prior, int) and isinstance(rule.get("packets"), int):
                 fields["packets_delta"] = rule["packets"] - prior
             hits = fields.get("packets_delta", rule.get("packets"))
@@ -234,6 +236,11 @@ class HostSnapshots:
             "rejects": len(after.rejects) if after else 0,
             "warnings": list(self.warnings),
         }
+
+
+def _rule_key(rule: str) -> str:
+    """A rule without its counters, to find the same rule in both snapshots."""
+    return NFT_COUNTER_RE.sub("", rule)
 
 
 def _fmt(values: dict[str, Any]) -> str:
