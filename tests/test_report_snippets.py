@@ -1,0 +1,120 @@
+"""pcap snippets cut from real corpus captures, checked frame by frame against dpkt; and linked from HTML."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import dpkt
+import pytest
+
+from resetlens.errors import ResetlensError
+from resetlens.model import Analysis, Reset, Sender, Sighting
+from resetlens.report.html import write_html
+from resetlens.report.snippets import snippet_name, write_snippets
+from tests.conftest import CORPUS_PCAPS
+
+# Two real captures standing in for two vantages; one pcapng to exercise the other reader.
+CLIENT = CORPUS_PCAPS / "zeek_tcp_rst-inject-rae.pcap"
+SERVER = CORPUS_PCAPS / "sv_bug-6244-tcp-rst-with-data.pcap"
+GAP = CORPUS_PCAPS / "zeek_ldap_gap-data-missing.pcapng"
+
+
+def frames_of(path: Path) -> list[tuple[int, float, bytes]]:
+    """(1-based frame, ts, bytes) of every frame, read by dpkt (the oracle)."""
+    with open(path, "rb") as f:
+        reader = dpkt.pcapng.Reader(f) if path.suffix == ".pcapng" else dpkt.pcap.Reader(f)
+        return [(i, float(ts), bytes(buf)) for i, (ts, buf) in enumerate(reader, 1)]
+
+
+def rst_flow(path: Path) -> tuple[int, list[int], tuple[str, int, str, int]]:
+    """The first RST's frame, the frames of its 4-tuple (both directions) and the tuple, via dpkt."""
+    flows: dict[frozenset, list[int]] = {}
+    first_rst = None
+    for n, _, buf in frames_of(path):
+        ip = dpkt.ethernet.Ethernet(buf).data
+        if not isinstance(ip, (dpkt.ip.IP, dpkt.ip6.IP6)) or not isinstance(ip.data, dpkt.tcp.TCP):
+            continue
+        tcp = ip.data
+        src, dst = dpkt.utils.inet_to_str(ip.src), dpkt.utils.inet_to_str(ip.dst)
+        key = frozenset({(src, tcp.sport), (dst, tcp.dport)})
+        flows.setdefault(key, []).append(n)
+        if tcp.flags & dpkt.tcp.TH_RST and first_rst is None:
+            first_rst = (n, key, (src, tcp.sport, dst, tcp.dport))
+    if first_rst is None:
+        pytest.skip(f"no RST in {path.name}")
+    return first_rst[0], flows[first_rst[1]], first_rst[2]
+
+
+def reset_at(rid: str, vantage: str, path: Path) -> Reset:
+    frame, flow, (src, sport, dst, dport) = rst_flow(path)
+    s = Sighting(vantage, 0.0, frame, 64, 0, src, sport, dst, dport, flow_frames=flow)
+    return Reset(rid, 0.0, src, sport, dst, dport, [s], Sender("server", None, "kernel"), "no_listener", 0.9)
+
+
+@pytest.fixture
+def analysis() -> Analysis:
+    if not CLIENT.exists() or not SERVER.exists():
+        pytest.skip("corpus captures not present")
+    r1 = reset_at("R1", "client", CLIENT)
+    r2 = reset_at("R2", "server", SERVER)
+    r2.seen_at.append(
+        Sighting("client/../x", 0.0, 1, 64, 0, flow_frames=[1, 2, 999_999])
+    )  # hostile name, past-end frame
+    return Analysis(resets=[r1, r2])
+
+
+def test_snippets_hold_exactly_the_flow_frames(analysis: Analysis, tmp_path: Path) -> None:
+    out = tmp_path / "snips"
+    written = write_snippets(analysis, out, {"client": CLIENT, "server": SERVER, "client/../x": CLIENT})
+    assert set(written) == {("R1", "client"), ("R2", "server"), ("R2", "client/../x")}
+    for (rid, vantage), rel in written.items():
+        assert rel == snippet_name(rid, vantage) and "/" not in rel and not rel.startswith(".")
+        assert (out / rel).parent == out
+    for rid, vantage, source in (("R1", "client", CLIENT), ("R2", "server", SERVER)):
+        sighting = next(s for r in analysis.resets if r.id == rid for s in r.seen_at if s.vantage == vantage)
+        original = {n: (ts, buf) for n, ts, buf in frames_of(source)}
+        snippet = frames_of(out / written[(rid, vantage)])
+        assert [buf for _, _, buf in snippet] == [original[n][1] for n in sighting.flow_frames]
+        assert [ts for _, ts, _ in snippet] == pytest.approx(
+            [original[n][0] for n in sighting.flow_frames], abs=1e-6
+        )
+        assert sighting.frame in sighting.flow_frames
+    # frames past the end of the capture are skipped, the rest kept
+    assert len(frames_of(out / written[("R2", "client/../x")])) == 2
+
+
+def test_snippets_from_pcapng(tmp_path: Path) -> None:
+    if not GAP.exists():
+        pytest.skip("corpus capture not present")
+    frames = [3, 4, 5, 10]
+    a = Analysis(
+        resets=[Reset("R9", 0.0, "a", 1, "b", 2, [Sighting("gap", 0.0, 5, 64, 0, flow_frames=frames)])]
+    )
+    written = write_snippets(a, tmp_path, {"gap": GAP})
+    original = {n: buf for n, _, buf in frames_of(GAP)}
+    assert [buf for _, _, buf in frames_of(tmp_path / written[("R9", "gap")])] == [
+        original[n] for n in frames
+    ]
+
+
+def test_vantage_without_capture_or_frames_gets_none(analysis: Analysis, tmp_path: Path) -> None:
+    assert write_snippets(analysis, tmp_path / "none", {}) == {}
+    assert not (tmp_path / "none").exists()
+    assert set(write_snippets(analysis, tmp_path / "one", {"server": SERVER})) == {("R2", "server")}
+
+
+def test_unreadable_capture_is_resetlens_error(analysis: Analysis, tmp_path: Path) -> None:
+    bad = tmp_path / "bad.pcap"
+    bad.write_bytes(b"this is not a capture at all")
+    with pytest.raises(ResetlensError):
+        write_snippets(analysis, tmp_path / "out", {"client": bad})
+
+
+def test_html_links_written_snippets(analysis: Analysis, tmp_path: Path) -> None:
+    snips = tmp_path / "report-snippets"
+    write_snippets(analysis, snips, {"client": CLIENT, "server": SERVER})
+    write_html(analysis, tmp_path / "report.html", snippets_dir=snips)
+    page = (tmp_path / "report.html").read_text(encoding="utf-8")
+    for name in (snippet_name("R1", "client"), snippet_name("R2", "server")):
+        assert f'download="{name}"' in page
+    assert page.count('href="data:application/vnd.tcpdump.pcap;base64,') == 2  # small: embedded
