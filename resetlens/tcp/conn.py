@@ -54,8 +54,10 @@ T_PARTIAL_CLOSE = 2  # half-close of a partial connection
 T_DELETE = 3  # close complete: remove
 T_RESET = 4  # RST after FIN: remove
 
+_NEVER = float("inf")
 _RSTOS0 = re.compile(r"\^?S[^HAFGIQ]*R.*")  # Zeek's conn_state() test for RSTOS0 (whole-string match)
 _MASK32 = 0xFFFFFFFF
+_CONTROL = SYN | FIN | RST | ACK  # flags that decide whether the fast path applies
 
 
 def seq_delta(a: int, b: int) -> int:
@@ -162,9 +164,11 @@ class Conn:
         "key",
         "last_frame",
         "last_time",
+        "next_timer",
         "npkts",
         "orig",
         "orig_addr",
+        "orig_first",
         "prev_ts",
         "resp",
         "resp_addr",
@@ -181,6 +185,7 @@ class Conn:
         self.key = key
         self.orig_addr = orig_addr  # (hi, lo, port)
         self.resp_addr = resp_addr
+        self.orig_first = key[0] == orig_addr  # the originator is the key's first (lower) endpoint
         self.orig = Endpoint(True)
         self.resp = Endpoint(False)
         self.history: list[str] = []
@@ -191,6 +196,9 @@ class Conn:
         self.is_partial = False
         self.first_packet_seen = 0  # 1 orig, 2 resp
         self.timers: list[tuple[float, int]] = [(t + TCP_SYN_TIMEOUT, T_EXPIRE)]
+        self.next_timer = (
+            t + TCP_SYN_TIMEOUT
+        )  # earliest pending timer (the loop skips timer checks before it)
         self.timers_canceled = False
         self.inactivity = UDP_INACTIVITY_TIMEOUT
         self.first_frame = frame
@@ -219,6 +227,7 @@ class Conn:
         self.orig.is_orig = True
         self.resp.is_orig = False
         self.orig_addr, self.resp_addr = self.resp_addr, self.orig_addr
+        self.orig_first = not self.orig_first
         fps = self.first_packet_seen
         self.first_packet_seen = (2 if fps & 1 else 0) | (1 if fps & 2 else 0)
         self.is_partial = False
@@ -262,6 +271,8 @@ class Conn:
     def add_timer(self, t: float, kind: int) -> None:
         if not self.timers_canceled:
             self.timers.append((t, kind))
+            if t < self.next_timer:
+                self.next_timer = t
 
     def expired_by(self, t: float) -> bool:
         """Run the timers due at or before t (state is frozen since the last packet): removed?"""
@@ -271,10 +282,12 @@ class Conn:
             self.timers.sort()
             due, kind = self.timers[0]
             if due > t:
+                self.next_timer = due
                 return False
             self.timers.pop(0)
             if self._fire(due, kind):
                 return True
+        self.next_timer = _NEVER
         return False
 
     def _fire(self, due: float, kind: int) -> bool:
@@ -356,6 +369,54 @@ def process_packet(
     ep = c.orig if is_orig else c.resp
     peer = c.resp if is_orig else c.orig
     ep.pkts += 1
+    if (
+        flags & _CONTROL == ACK
+        and window
+        and ep.state == ESTABLISHED
+        and peer.state == ESTABLISHED
+        and c.first_packet_seen == 3
+        and not ep.blocks
+    ):
+        # Fast path: an ACK or data segment inside an established connection. The same steps as below
+        # with every branch that cannot apply removed (no flag, state or partial-status changes).
+        rel_seq = ((seq - ep.start_seq + 0x80000000) & _MASK32) - 0x80000000
+        if rel_seq >= 0:
+            mask = HIST_DATA_PKT if plen else HIST_ACK_PKT
+            if not ep.is_orig:
+                mask <<= HIST_RESP_SHIFT
+            if not c.hist_seen & mask:
+                c.hist_seen |= mask
+                letter = "D" if plen else "A"
+                c.history.append(letter if ep.is_orig else letter.lower())
+            ep.win_sent = window
+            c.last_time = t
+            ep.ack_sent = ack
+            rel_ack = ((ack - peer.start_seq + 0x80000000) & _MASK32) - 0x80000000
+            if rel_ack < 0:
+                rel_ack = 0
+            else:
+                delta_ack = ((ack - peer.ack_seq + 0x80000000) & _MASK32) - 0x80000000
+                if delta_ack > 0 and not (ack == 0 and delta_ack > TOO_LARGE_SEQ_DELTA):
+                    peer.ack_seq = ack
+            end_seq = (seq + plen) & _MASK32
+            if ((end_seq - ep.last_seq + 0x80000000) & _MASK32) - 0x80000000 > 0:
+                ep.last_seq = end_seq
+            elif plen:
+                ep.rxmt_cnt += 1
+                if ep.rxmt_cnt == ep.rxmt_thresh:
+                    c.add_history(ep, "T")
+                    ep.rxmt_thresh *= 10
+            if rel_ack > peer.trim_seq:
+                _ack_received(c, peer, rel_ack)
+            if plen:
+                ep.data_pkts += 1
+                if caplen >= plen:
+                    if rel_seq <= ep.reassem:
+                        if rel_seq + plen > ep.reassem:
+                            ep.reassem = rel_seq + plen
+                    else:
+                        _data_sent(ep, rel_seq, plen)
+            return
     syn = flags & SYN
     fin = flags & FIN
     rst = flags & RST
@@ -625,6 +686,7 @@ def _connection_closed(c: Conn, ep: Endpoint, peer: Endpoint, gen_event: bool) -
             c.is_active = False
         # CancelTimers, then the delete timer (the only analyzer timer left).
         c.timers = [(c.last_time + TCP_CLOSE_DELAY, T_DELETE)]
+        c.next_timer = c.last_time + TCP_CLOSE_DELAY
         c.timers_canceled = True
     elif ep.prev_state == INACTIVE:
         c.add_timer(c.last_time + TCP_PARTIAL_CLOSE_DELAY, T_PARTIAL_CLOSE)

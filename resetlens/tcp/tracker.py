@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from resetlens.capture.table import OPT_WSCALE, PACKET_DTYPE, RST, SYN, halves_to_addr
+from resetlens.capture.table import OPT_WSCALE, PACKET_DTYPE, RST, SYN, flow_key, halves_to_addr
 from resetlens.model import Connection
 from resetlens.tcp.conn import Conn, Endpoint, is_reuse, process_packet, wants_flip
 
@@ -82,45 +82,56 @@ class VantageTracker:
         cid = np.empty(n, dtype=np.int32)
         ordn = np.empty(n, dtype=np.int32)
         anchor = np.zeros(n, dtype=bool)
+        keys, first = _keys(table)
         col = {
             name: table[name].tolist()
             for name in (
-                "ts", "frame", "src_hi", "src_lo", "sport", "dst_hi", "dst_lo", "dport", "flags", "seq",
-                "ack", "payload_len", "captured_len", "window", "opts",
+                "ts",
+                "frame",
+                "flags",
+                "seq",
+                "ack",
+                "payload_len",
+                "captured_len",
+                "window",
+                "opts",
             )
-        }  # fmt: skip
+        }
         ts_l, fr_l = col["ts"], col["frame"]
-        sh_l, sl_l, sp_l = col["src_hi"], col["src_lo"], col["sport"]
-        dh_l, dl_l, dp_l = col["dst_hi"], col["dst_lo"], col["dport"]
         fl_l, sq_l, ak_l = col["flags"], col["seq"], col["ack"]
         pl_l, cl_l, wn_l, op_l = col["payload_len"], col["captured_len"], col["window"], col["opts"]
+        first_l = first.tolist()
         live = self.live
         for i in range(n):
             t = ts_l[i]
             flags = fl_l[i]
             seq = sq_l[i]
-            a = (sh_l[i], sl_l[i], sp_l[i])
-            b = (dh_l[i], dl_l[i], dp_l[i])
-            key = (a, b) if a <= b else (b, a)
+            key = keys[i]
             c = live.get(key)
-            if c is not None and (c.expired_by(t) or is_reuse(c, flags, seq)):
+            if c is not None and (
+                ((t >= c.next_timer or t - c.last_time >= c.inactivity) and c.expired_by(t))
+                or (flags & SYN and is_reuse(c, flags, seq))
+            ):
                 self._finalise(c)
                 c = None
+            src_first = first_l[i]
             if c is None:
+                a, b = (key[0], key[1]) if src_first else (key[1], key[0])
                 c = self._new(key, a, b, t, fr_l[i])
                 if wants_flip(flags, a[2], b[2]):
                     c.flip_roles()
                 live[key] = c
-            is_orig = a == c.orig_addr
+            is_orig = src_first == c.orig_first
             ep = c.orig if is_orig else c.resp
             plen = pl_l[i]
-            if flags & SYN:
-                ep.wscale = bool(op_l[i] & OPT_WSCALE)
-                anchor[i] = True
+            if flags & (SYN | RST):
+                if flags & SYN:
+                    ep.wscale = bool(op_l[i] & OPT_WSCALE)
+                    anchor[i] = True
+                if flags & RST:
+                    self._snapshot(c, ep, c.resp if is_orig else c.orig, table[i])
             elif plen and ep.data_pkts < ANCHOR_DATA_PKTS:
                 anchor[i] = True
-            if flags & RST:
-                self._snapshot(c, ep, c.resp if is_orig else c.orig, table[i])
             process_packet(c, is_orig, t, flags, seq, ak_l[i], plen, cl_l[i], wn_l[i])
             cid[i] = c.idx
             ordn[i] = c.npkts
@@ -258,3 +269,29 @@ class VantageTracker:
 
 
 __all__ = ["RstSnapshot", "TrackerOutput", "VantageTracker"]
+
+
+def _keys(table: np.ndarray) -> tuple[list[tuple], np.ndarray]:
+    """Per row: the exact 4-tuple key ((hi, lo, port) lower endpoint first) and whether src is first."""
+    sh, sl, sp = table["src_hi"], table["src_lo"], table["sport"]
+    dh, dl, dp = table["dst_hi"], table["dst_lo"], table["dport"]
+    first = (sh < dh) | ((sh == dh) & ((sl < dl) | ((sl == dl) & (sp <= dp))))
+    h1, l1, p1 = np.where(first, sh, dh), np.where(first, sl, dl), np.where(first, sp, dp)
+    h2, l2, p2 = np.where(first, dh, sh), np.where(first, dl, sl), np.where(first, dp, sp)
+    fk = flow_key(table)
+    _uniq, idx, inv = np.unique(fk, return_index=True, return_inverse=True)
+    exact = (
+        (h1 == h1[idx][inv]) & (l1 == l1[idx][inv]) & (p1 == p1[idx][inv])
+        & (h2 == h2[idx][inv]) & (l2 == l2[idx][inv]) & (p2 == p2[idx][inv])
+    )  # fmt: skip
+    if not exact.all():  # a 64-bit hash collision inside this chunk: build every key exactly
+        cols = zip(h1.tolist(), l1.tolist(), p1.tolist(), h2.tolist(), l2.tolist(), p2.tolist(), strict=True)
+        return [((a, b, c), (d, e, f)) for a, b, c, d, e, f in cols], first
+    ukeys = [
+        ((a, b, c), (d, e, f))
+        for a, b, c, d, e, f in zip(
+            h1[idx].tolist(), l1[idx].tolist(), p1[idx].tolist(), h2[idx].tolist(), l2[idx].tolist(),
+            p2[idx].tolist(), strict=True,
+        )
+    ]  # fmt: skip
+    return [ukeys[j] for j in inv.tolist()], first
