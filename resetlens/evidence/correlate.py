@@ -37,7 +37,7 @@ from resetlens.evidence.snapshots import HostSnapshots, rule_matches_port
 # Largest |reset time - line time| for a 4-tuple or client-port match (ports are reused later).
 TUPLE_WINDOW = 600.0
 # Slack added to time windows beyond the format's resolution and the request's duration, seconds.
-SLACK = 1.0
+SLACK = 0.5
 # How long before a reset a lifecycle or kernel event may explain it, and how long after (clock skew).
 LIFECYCLE_BEFORE = 30.0
 LIFECYCLE_AFTER = 2.0
@@ -167,10 +167,16 @@ def _strong(rec: LogRecord, ix: _Index) -> tuple[model.Reset, str] | None:
     return None
 
 
-def _timed(rec: LogRecord, ts: float, slack: float, ix: _Index) -> tuple[model.Reset, str] | None:
-    """Matches that need the line's time: upstream endpoint, application peer, client address."""
+def _timed(
+    rec: LogRecord, ts: float, slack: float, resolution: float, ix: _Index
+) -> tuple[model.Reset, str] | None:
+    """Matches that need the line's time: upstream endpoint, application peer, client address.
+
+    A line's time is truncated to its resolution and written at the end of the request, so the reset
+    lies within [ts - duration - slack, ts + resolution + slack].
+    """
     dur = _duration(rec)
-    lo, hi = -dur - slack, slack
+    lo, hi = -dur - slack, resolution + slack
     up = _endpoint(rec.fields, "upstream_addr", "upstream_port", "upstream")
     if up:
         r = _nearest(ix.by_endpoint.get(up, ()), ts, lo, hi)
@@ -321,7 +327,7 @@ def correlate(
         stats.update(_estimate_offset(pairs, log.resolution))
         stats["resolution"] = log.resolution
         offset = stats["clock_offset"] if stats["clock_offset_applied"] else 0.0
-        slack = max(SLACK, 2 * log.resolution) + (abs(stats["clock_offset_spread"] or 0.0))
+        slack = SLACK + abs(stats["clock_offset_spread"] or 0.0)
         for i, rec in enumerate(log.records):
             if i in strong:
                 matched[i] = [strong[i]]
@@ -334,7 +340,7 @@ def correlate(
                 if found:
                     matched[i] = found
                 continue
-            got = _timed(rec, ts, slack, ix)
+            got = _timed(rec, ts, slack, log.resolution, ix)
             if got:
                 matched[i] = [got]
         # joins: nginx *N <-> $connection on the same host, and request ids

@@ -151,7 +151,7 @@ class HostSnapshots:
 
         def add(event: str, name: str, text: str, fields: dict[str, Any]) -> None:
             path = after.files.get(name) or (self.before.files.get(name, "") if self.before else "")
-            out.append(LogRecord(1, None, text, "host", self.host, event, fields))
+            out.append(LogRecord(int(fields.get("line", 1)), None, text, "host", self.host, event, fields))
             out[-1].fields["path"] = path
 
         listen = {k: deltas[k] for k in LISTEN_COUNTERS if deltas.get(k)}
