@@ -14,7 +14,10 @@ from resetlens.capture import open_capture, read_table
 from resetlens.capture.table import CSUM_UNCHECKED, RST, halves_to_addr
 
 CORPUS = Path(__file__).resolve().parents[1].parent / "shared" / "corpus" / "pcaps"
-FILES = sorted(CORPUS.glob("*.pcap*")) if CORPUS.is_dir() else []
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "capture"
+FILES = (sorted(CORPUS.glob("*.pcap*")) if CORPUS.is_dir() else []) + sorted(
+    FIXTURES.glob("loopback_*.pcap*")
+)
 FIELDS = [
     "frame.number", "ip.src", "ipv6.src", "tcp.srcport", "ip.dst", "ipv6.dst", "tcp.dstport",
     "tcp.seq_raw", "tcp.ack_raw", "ip.ttl", "ipv6.hlim", "ip.id", "tcp.flags", "tcp.window_size_value",

@@ -127,16 +127,17 @@ class _Stream:
             self.raw.close()
 
 
-def open_capture(path: str | os.PathLike[str]) -> CaptureReader:
+def open_capture(path: str | os.PathLike[str], block_size: int = BLOCK_SIZE) -> CaptureReader:
     """Open a capture and check its file header; raises CaptureError when nothing is usable."""
-    return CaptureReader(os.fspath(path))
+    return CaptureReader(os.fspath(path), block_size)
 
 
 class CaptureReader:
     """Streams a capture as PacketChunks; `info` is filled as the stream is read."""
 
-    def __init__(self, path: str) -> None:
+    def __init__(self, path: str, block_size: int = BLOCK_SIZE) -> None:
         self.path = path
+        self.block_size = max(64, block_size)
         self.info = CaptureInfo(path=path, format="")
         stream = _Stream(path)
         try:
@@ -294,7 +295,7 @@ class _Parser:
 
 
 def _block_loop(reader: CaptureReader, stream: _Stream, parser: _Parser):
-    size = BLOCK_SIZE
+    size = reader.block_size
     buf = bytearray(size + SLACK)
     npbuf = np.frombuffer(buf, np.uint8)
     filled = 0
@@ -710,9 +711,11 @@ class _PcapngParser(_Parser):
         self.unknown_blocks = {}
 
 
-def read_table(path: str | os.PathLike[str]) -> tuple[np.ndarray, dict[int, bytes], CaptureInfo]:
+def read_table(
+    path: str | os.PathLike[str], block_size: int = BLOCK_SIZE
+) -> tuple[np.ndarray, dict[int, bytes], CaptureInfo]:
     """The whole capture as one table, its RST segments and its info."""
-    reader = open_capture(path)
+    reader = open_capture(path, block_size)
     tables = []
     segments: dict[int, bytes] = {}
     for chunk in reader.chunks():
