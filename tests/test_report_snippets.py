@@ -8,9 +8,9 @@ import dpkt
 import pytest
 
 from resetlens.errors import ResetlensError
-from resetlens.model import Analysis, Reset, Sender, Sighting
+from resetlens.model import Analysis, CaptureSummary, Reset, Sender, Sighting
 from resetlens.report.html import write_html
-from resetlens.report.snippets import snippet_name, write_snippets
+from resetlens.report.snippets import capture_paths, snippet_name, write_snippets
 from tests.conftest import CORPUS_PCAPS
 
 # Two real captures standing in for two vantages; one pcapng to exercise the other reader.
@@ -118,3 +118,46 @@ def test_html_links_written_snippets(analysis: Analysis, tmp_path: Path) -> None
     for name in (snippet_name("R1", "client"), snippet_name("R2", "server")):
         assert f'download="{name}"' in page
     assert page.count('href="data:application/vnd.tcpdump.pcap;base64,') == 2  # small: embedded
+
+
+def test_capture_paths_resolve_under_bundle(tmp_path: Path) -> None:
+    bundle = tmp_path / "bundle"
+    (bundle / "captures").mkdir(parents=True)
+    (bundle / "captures" / "c.pcap").write_bytes(CLIENT.read_bytes())
+    a = Analysis(
+        bundle=str(bundle),
+        captures=[
+            CaptureSummary("c", "captures/c.pcap", None, 9, 1, None, None),
+            CaptureSummary("gone", "captures/gone.pcap", None, 9, 1, None, None),
+            CaptureSummary("abs", str(SERVER), None, 8, 1, None, None),
+        ],
+    )
+    assert capture_paths(a) == {"c": bundle / "captures" / "c.pcap", "abs": SERVER}
+
+
+def test_report_command_cuts_snippets_from_bundle(analysis: Analysis, tmp_path: Path) -> None:
+    import typer
+    from typer.testing import CliRunner
+
+    from resetlens.report import report_command
+    from resetlens.report.jsonreport import write_json
+
+    analysis.captures = [
+        CaptureSummary("client", str(CLIENT), None, 9, 1, None, None),
+        CaptureSummary("server", str(SERVER), None, 8, 1, None, None),
+    ]
+    saved = tmp_path / "a.json"
+    write_json(analysis, saved)
+    app = typer.Typer()
+    app.callback()(lambda: None)
+    app.command("report")(report_command)
+    html = tmp_path / "out" / "r.html"
+    result = CliRunner().invoke(app, ["report", str(saved), "--html", str(html)])
+    assert result.exit_code == 0, result.output
+    folder = tmp_path / "out" / "r-snippets"
+    assert sorted(p.name for p in folder.iterdir()) == sorted(
+        [snippet_name("R1", "client"), snippet_name("R2", "server")]
+    )
+    assert html.read_text(encoding="utf-8").count('href="data:application/vnd.tcpdump.pcap;base64,') == 2
+    result = CliRunner().invoke(app, ["report", str(saved), "--html", str(tmp_path / "n.html"), "--no-cut"])
+    assert result.exit_code == 0 and not (tmp_path / "n-snippets").exists()

@@ -36,7 +36,7 @@ def test_summary_has_every_part() -> None:
         assert heading in out
     assert "-0.012300 s ± 0.000040" in out  # clock offset ± error of the firewall capture
     assert "-i any capture: forwarded packets appear twice" in out  # capture warning
-    assert "10.30.1.1:443 -> 10.20.4.7:51514" in out
+    assert "10.30.1.1:443" in out and "-> 10.20.4.7:51514" in out
     assert "middlebox fw (injected)" in out and "Rejected by policy" in out and "93%" in out
     assert "firewall, client" in out  # seen at
     assert "stale_reuse: 1" in out and "kernel: 2" in out

@@ -30,17 +30,28 @@ def report_command(
         Path | None,
         typer.Option(
             "--snippets",
-            help="Folder of pcap snippets to link from the HTML (default: HTML_STEM-snippets beside it, if present).",
+            help="Folder for the pcap snippets the HTML links to (default: HTML_STEM-snippets beside it).",
         ),
     ] = None,
+    cut: Annotated[
+        bool,
+        typer.Option(
+            "--cut/--no-cut",
+            help="Cut snippets from the captures when they are still on disk (paths as recorded or under the bundle).",
+        ),
+    ] = True,
 ) -> None:
     """Re-render a saved analysis; with neither --html nor --md, print the terminal summary."""
     try:
         result = load_json(analysis)
         if html is not None:
             from resetlens.report.html import write_html
+            from resetlens.report.snippets import capture_paths, write_snippets
 
             folder = snippets if snippets is not None else html.parent / (html.stem + "-snippets")
+            sources = capture_paths(result) if cut else {}
+            if sources:
+                write_snippets(result, folder, sources)
             write_html(result, html, snippets_dir=folder if folder.is_dir() else None)
         if md is not None:
             from resetlens.report.markdown import write_markdown

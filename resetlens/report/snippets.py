@@ -31,6 +31,20 @@ def snippet_name(reset_id: str, vantage: str) -> str:
     return f"{_safe(reset_id)}--{_safe(vantage)}.pcap"
 
 
+def capture_paths(analysis: Analysis, base: str | os.PathLike[str] | None = None) -> dict[str, Path]:
+    """Each vantage's capture file that still exists: its path as recorded, else under the bundle (or base)."""
+    roots = [Path(r) for r in (base, analysis.bundle) if r]
+    found: dict[str, Path] = {}
+    for c in analysis.captures:
+        path = Path(c.path)
+        candidates = [path] if path.is_absolute() else [*(r / path for r in roots), path]
+        for candidate in candidates:
+            if candidate.is_file():
+                found[c.vantage] = candidate
+                break
+    return found
+
+
 def write_snippets(
     analysis: Analysis, out_dir: str | os.PathLike[str], capture_paths: dict[str, str | os.PathLike[str]]
 ) -> dict[tuple[str, str], str]:

@@ -70,15 +70,20 @@ def print_summary(analysis: Analysis, console: Console | None = None) -> None:
 
     if analysis.resets:
         resets = Table(title="Resets", title_justify="left")
-        for col in ("id", "time (UTC)", "reset as written", "seen at", "sender", "cause", "conf."):
-            resets.add_column(col, justify="right" if col == "conf." else "left", overflow="fold")
+        resets.add_column("id", no_wrap=True)
+        resets.add_column("time (UTC)", no_wrap=True)
+        resets.add_column("reset as written", no_wrap=True)  # two lines: writer, then receiver
+        resets.add_column("seen at", overflow="fold")  # long vantage names fold rather than vanish
+        resets.add_column("sender")
+        resets.add_column("cause")
+        resets.add_column("conf.", justify="right", no_wrap=True)
         rows = sorted(analysis.resets, key=lambda r: r.ts)
         for r in rows[:RESET_ROWS_MAX]:
             sender = Text.assemble(_role(r.sender.role), " ", _e(f"{r.sender.host or '-'} ({r.sender.kind})"))
             resets.add_row(
                 _e(r.id),
                 view.fmt_ts(r.ts, date=False),
-                _e(f"{view.endpoint(r.src, r.sport)} -> {view.endpoint(r.dst, r.dport)}"),
+                _e(view.endpoint(r.src, r.sport)) + Text("\n-> ") + _e(view.endpoint(r.dst, r.dport)),
                 _e(", ".join(s.vantage for s in r.seen_at)),
                 sender,
                 _e(view.cause_title(r.cause)),
