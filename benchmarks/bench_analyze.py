@@ -84,31 +84,33 @@ class Method:
     skip: str = ""  # why this row cannot run (set when a resetlens piece is missing)
     walls: list[float] = field(default_factory=list)
     rss_kib: list[int] = field(default_factory=list)
+    cpus: list[float] = field(default_factory=list)  # user + sys seconds per run
     found: int | None = None
     error: str = ""
 
 
-def run_measured(argv: list[str], stdout_path: Path | None) -> tuple[float, int, int, str]:
-    """Run argv once: (wall seconds, peak RSS KiB of that process, exit code, stderr tail).
+def run_measured(argv: list[str], stdout_path: Path | None) -> tuple[float, float, int, int, str]:
+    """Run argv once: (wall s, CPU s user+sys, peak RSS KiB of that process, exit code, stderr tail).
 
     The peak RSS comes from GNU time wrapped around the command: a child forked straight from this
     Python process would inherit its resident pages into ru_maxrss, and time's own are about 2 MiB.
     """
-    err_path = DATA / ".stderr"
-    rss_path = DATA / ".maxrss"
+    err_path = DATA / f".stderr-{os.getpid()}"  # per benchmark process: two may run at once
+    rss_path = DATA / f".maxrss-{os.getpid()}"
     with open(err_path, "wb") as err, open(stdout_path or os.devnull, "wb") as out:
         started = time.perf_counter()
         proc = subprocess.run(
-            [GNU_TIME, "-f", "%M", "-o", str(rss_path), *argv],
+            [GNU_TIME, "-f", "%M %U %S", "-o", str(rss_path), *argv],
             stdout=out,
             stderr=err,
             stdin=subprocess.DEVNULL,
         )
         wall = time.perf_counter() - started
     tail = err_path.read_text(errors="replace").strip().splitlines()[-3:]
-    lines = rss_path.read_text().split()
-    rss = int(lines[-1]) if lines and lines[-1].isdigit() else 0
-    return wall, rss, proc.returncode, " | ".join(tail)
+    fields = rss_path.read_text().strip().splitlines()[-1:]  # "Command exited ..." may come first
+    rss, user, sys_s = [*fields[0].split(), "0", "0", "0"][:3] if fields else ("0", "0", "0")
+    cpu = float(user) + float(sys_s) if rss.isdigit() else float("nan")
+    return wall, cpu, int(rss) if rss.isdigit() else 0, proc.returncode, " | ".join(tail)
 
 
 def ensure_capture(size_mb: float, seed: int) -> tuple[Path, dict]:
@@ -152,6 +154,9 @@ def build_methods(f: Path) -> list[Method]:
     reader_skip, analyze_skip = resetlens_state()
     return [
         Method("cat", "`cat F >/dev/null` (I/O floor)", ["cat", fs]),
+        Method(
+            "py_read", "Python `readinto` 16 MiB blocks (Python I/O floor)", [PYTHON, "-c", PY_READ_CODE, fs]
+        ),
         Method(
             "tcpdump_v4",
             "`tcpdump -r F -w /dev/null '<v4 BPF>'`",
@@ -275,28 +280,32 @@ def main(argv: list[str] | None = None) -> int:
     if shutil.which("cat"):
         for _ in range(2):  # warm the page cache: every method below reads from memory
             run_measured(["cat", str(f)], None)
+    loads: list[float] = []
     for r in range(args.runs):
         for m in active:
             out_path = DATA / f"out-{m.name}.txt" if m.stdout_file else None
-            wall, rss, rc, err = run_measured(m.argv, out_path)
+            loads.append(os.getloadavg()[0])
+            wall, cpu, rss, rc, err = run_measured(m.argv, out_path)
             if rc != 0:
                 m.error = f"exit {rc}: {err}"
                 print(f"run {r + 1}: {m.name} FAILED ({m.error})", file=sys.stderr)
                 continue
             m.walls.append(wall)
             m.rss_kib.append(rss)
+            m.cpus.append(cpu)
             print(
-                f"run {r + 1}/{args.runs}: {m.name:12s} {wall:8.3f} s {rss / 1024:8.1f} MiB", file=sys.stderr
+                f"run {r + 1}/{args.runs}: {m.name:12s} {wall:8.3f} s {cpu:8.2f} CPU s {rss / 1024:8.1f} MiB load {loads[-1]:.1f}",
+                file=sys.stderr,
             )
             if r == 0 and m.count != "none":
                 m.found = (
                     count_found(m, f, out_path) if out_path or m.count in ("tcpdump", "analyze") else None
                 )
-    report(methods, f, truth, args.runs)
+    report(methods, f, truth, args.runs, loads)
     return 0
 
 
-def report(methods: list[Method], f: Path, truth: dict, runs: int) -> None:
+def report(methods: list[Method], f: Path, truth: dict, runs: int, loads: list[float]) -> None:
     med = {m.name: statistics.median(m.walls) for m in methods if m.walls}
     cat = med.get("cat")
     tcpdump = med.get("tcpdump_v46")
@@ -311,17 +320,21 @@ def report(methods: list[Method], f: Path, truth: dict, runs: int) -> None:
         f"connections, {expected:,} RSTs: {truth['rst_packets_ip6']} IPv6, {truth['rst_packets_ip6_ext']} of "
         "them behind IPv6 extension headers)"
     )
-    print(f"runs: {runs}, interleaved; whole processes; warm page cache")
-    print()
-    print(
-        f"| method | median s | range s | s per GB | x cat | x tcpdump v4+v6 | peak RSS MiB | RSTs found (truth {expected:,}) |"
+    load = (
+        f"1-min load average before each run: median {statistics.median(loads):.1f}, max {max(loads):.1f}"
+        if loads
+        else ""
     )
-    print("|---|---|---|---|---|---|---|---|")
+    print(f"runs: {runs}, interleaved; whole processes; warm page cache; {load}")
+    print()
+    head = "| method | median s | range s | CPU s | s per GB | x cat | x tcpdump v4+v6 | peak RSS MiB |"
+    print(f"{head} RSTs found (truth {expected:,}) |")
+    print("|---|---|---|---|---|---|---|---|---|")
     rows = []
     for m in methods:
         if not m.walls:
             print(
-                f"| {m.label} | — | — | — | — | — | — | skipped: {m.skip or m.error or 'no successful run'} |"
+                f"| {m.label} | — | — | — | — | — | — | — | skipped: {m.skip or m.error or 'no successful run'} |"
             )
             continue
         s = med[m.name]
@@ -334,8 +347,9 @@ def report(methods: list[Method], f: Path, truth: dict, runs: int) -> None:
         x_cat = s / cat if cat else float("nan")
         x_tcpdump = s / tcpdump if tcpdump else float("nan")
         span = f"{min(m.walls):.3f}–{max(m.walls):.3f}"
+        cpu = statistics.median(m.cpus)
         print(
-            f"| {m.label} | {s:.3f} | {span} | {s / gb:.3f} | {x_cat:.2f} | {x_tcpdump:.2f} | {rss:.0f} | {found} |"
+            f"| {m.label} | {s:.3f} | {span} | {cpu:.2f} | {s / gb:.3f} | {x_cat:.2f} | {x_tcpdump:.2f} | {rss:.0f} | {found} |"
         )
         rows.append(
             {
@@ -344,6 +358,8 @@ def report(methods: list[Method], f: Path, truth: dict, runs: int) -> None:
                 "argv": m.argv,
                 "walls": m.walls,
                 "median": s,
+                "cpus": m.cpus,
+                "cpu_median": cpu,
                 "s_per_gb": s / gb,
                 "x_cat": x_cat,
                 "x_tcpdump_v46": x_tcpdump,
@@ -361,6 +377,7 @@ def report(methods: list[Method], f: Path, truth: dict, runs: int) -> None:
         "file": str(f),
         "truth": {k: v for k, v in truth.items() if k != "resets"},
         "runs": runs,
+        "load1_before_runs": loads,
         "rows": rows,
         "skipped": {m.name: m.skip or m.error for m in methods if not m.walls},
         "targets": verdicts,
