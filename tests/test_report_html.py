@@ -237,3 +237,18 @@ def test_snippets_embedded_small_linked_large(tmp_path: Path) -> None:
     assert base64.b64decode(links[small.name].split(",", 1)[1]) == small.read_bytes()
     assert links[large.name] == f"report-snippets/{large.name}"
     assert re.search(r"pcap at two vantage points</strong>.*2 pcap snippets", out.read_text(), re.S)
+
+
+def test_rst_record_facts_shown_escaped() -> None:
+    a = sample_analysis(hostile=True)
+    a.resets[0].seen_at[1].context = {
+        "sni": HOSTILE_IMG,
+        "race": {"weaver": True, "gap_us": 12},
+        "n": list(range(3)),
+    }
+    text = render_html(a)
+    assert "<summary>RST record at client</summary>" in text
+    page = parse(text)
+    visible = "".join(page.text)
+    assert "race.weaver" in visible and HOSTILE_IMG in visible and "[0, 1, 2]" in visible
+    assert not [t for t, _ in page.tags if t == "img"]

@@ -45,6 +45,8 @@ LOGS_PER_RESET_MAX = 30  # correlated log lines per reset
 CONTEXT_LOGS_MAX = 100  # rows of the other-log-lines table
 WARNINGS_MAX = 20  # warnings listed per capture or log source
 TEXT_MAX = 2000  # characters of one log line shown
+ROWS_MAX = 200  # rows of the captures, hosts and log-sources tables
+FACTS_MAX = 40  # key/value rows of one RST record
 TITLE_MAX = 300  # characters of a tooltip
 SNIPPET_EMBED_MAX = 64 * 1024  # a pcap snippet up to this size is embedded as a data: link
 SNIPPET_EMBED_BUDGET = 1024 * 1024  # total bytes of embedded snippets per report
@@ -366,6 +368,30 @@ def find_snippets(
     return out
 
 
+def facts(record: dict[str, Any], prefix: str = "") -> list[tuple[str, str]]:
+    """A nested record flattened to (dotted key, short text) rows, capped (hostile text: escaped later)."""
+    out: list[tuple[str, str]] = []
+    for key, value in record.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict) and value:
+            out += facts(value, name + ".")
+        else:
+            out.append(
+                (
+                    _clip(name, 80),
+                    _clip(
+                        json.dumps(value, default=str, ensure_ascii=False)
+                        if not isinstance(value, str)
+                        else value,
+                        300,
+                    ),
+                )
+            )
+        if len(out) >= FACTS_MAX:
+            return out[:FACTS_MAX]
+    return out
+
+
 def _json_block(value: Any) -> Markup:
     """JSON for a <script type="application/json"> block: nothing in it can close the element."""
     text = json.dumps(value, ensure_ascii=True, separators=(",", ":"), allow_nan=False)
@@ -463,7 +489,9 @@ def render_html(analysis: Analysis, *, snippets_dir: Path | None = None, html_di
             "logs": LOGS_PER_RESET_MAX,
             "warnings": WARNINGS_MAX,
             "text": TEXT_MAX,
+            "rows": ROWS_MAX,
         },
+        facts=facts,
         css=Markup(css),  # our own stylesheet, hashed into the CSP: not data
         js=Markup(js),  # our own script, hashed into the CSP: not data
         csp=csp,
