@@ -8,7 +8,6 @@ gathers the link/IP/TCP fields of all frames at once.
 
 from __future__ import annotations
 
-import gzip
 import os
 import struct
 import zlib
@@ -27,6 +26,8 @@ from resetlens.errors import CaptureError
 BLOCK_SIZE = 16 << 20  # bytes read per block
 SLACK = 64  # spare bytes after the data so clipped 8-byte gathers stay inside the buffer
 MAX_RECORD = 64 << 20  # a record or block larger than this is corruption, not a packet
+GZIP_WBITS = 31  # zlib window bits that select the gzip container
+GZIP_READ = 1 << 20  # compressed bytes read per step
 
 
 @dataclass
@@ -85,8 +86,46 @@ class Records:
     first_frame: int
 
 
+class _GzipSource:
+    """Incremental gzip decompression (multi-member) that keeps every byte before a corruption."""
+
+    def __init__(self, raw) -> None:
+        self.raw = raw
+        self.inflate = zlib.decompressobj(GZIP_WBITS)
+        self.tail = b""  # compressed input not yet consumed
+        self.error: str | None = None
+
+    def readinto(self, mv: memoryview) -> int:
+        want = len(mv)
+        got = 0
+        while got < want and self.error is None:
+            if self.inflate.eof:  # end of one member: another may follow
+                rest = self.inflate.unused_data or self.raw.read(GZIP_READ)
+                if not rest.strip(b"\0"):
+                    break
+                if not rest.startswith(fmt.GZIP_MAGIC):
+                    self.error = "garbage after the compressed stream"
+                    break
+                self.inflate = zlib.decompressobj(GZIP_WBITS)
+                self.tail = rest
+                continue
+            data = self.tail or self.raw.read(GZIP_READ)
+            if not data:
+                self.error = "compressed stream ends before its end marker"
+                break
+            try:
+                out = self.inflate.decompress(data, want - got)
+            except zlib.error as exc:
+                self.error = f"corrupt compressed data ({exc})"
+                break
+            self.tail = self.inflate.unconsumed_tail
+            mv[got : got + len(out)] = out
+            got += len(out)
+        return got
+
+
 class _Stream:
-    """A readinto source over a plain or gzip file that turns decompression errors into a warning."""
+    """A readinto source over a plain or gzip file that turns read errors into a warning."""
 
     def __init__(self, path: str) -> None:
         self.path = path
@@ -96,10 +135,11 @@ class _Stream:
             raise CaptureError(f"cannot open: {exc.strerror or exc}", path=path) from None
         try:
             head = os.pread(self.raw.fileno(), 2, 0)
-        except OSError:
-            head = b""
+        except OSError as exc:
+            self.raw.close()
+            raise CaptureError(f"cannot read: {exc.strerror or exc}", path=path) from None
         self.gzip = head == fmt.GZIP_MAGIC
-        self.src = gzip.GzipFile(fileobj=self.raw, mode="rb") if self.gzip else self.raw
+        self.src = _GzipSource(self.raw) if self.gzip else self.raw
         self.pos = 0  # stream bytes delivered
         self.error: str | None = None
 
@@ -109,22 +149,19 @@ class _Stream:
         while got < len(mv) and self.error is None:
             try:
                 n = self.src.readinto(mv[got:])
-            except (OSError, EOFError, zlib.error) as exc:
-                what = "compressed stream" if self.gzip else "file"
-                self.error = f"{what} unreadable after byte {self.pos + got}: {exc}"
+            except OSError as exc:
+                self.error = f"file unreadable after byte {self.pos + got}: {exc.strerror or exc}"
                 break
+            got += n or 0
+            if self.gzip and self.src.error:
+                self.error = f"{self.src.error} (after {self.pos + got} decompressed bytes)"
             if not n:
                 break
-            got += n
         self.pos += got
         return got
 
     def close(self) -> None:
-        try:
-            if self.gzip:
-                self.src.close()
-        finally:
-            self.raw.close()
+        self.raw.close()
 
 
 def open_capture(path: str | os.PathLike[str], block_size: int = BLOCK_SIZE) -> CaptureReader:
