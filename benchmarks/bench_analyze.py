@@ -99,18 +99,21 @@ def run_measured(argv: list[str], stdout_path: Path | None) -> tuple[float, floa
     rss_path = DATA / f".maxrss-{os.getpid()}"
     with open(err_path, "wb") as err, open(stdout_path or os.devnull, "wb") as out:
         started = time.perf_counter()
-        proc = subprocess.run(
-            [GNU_TIME, "-f", "%M %U %S", "-o", str(rss_path), *argv],
+        proc = subprocess.Popen(
+            [GNU_TIME, "-f", "%M", "-o", str(rss_path), *argv],
             stdout=out,
             stderr=err,
             stdin=subprocess.DEVNULL,
         )
+        _, status, usage = os.wait4(proc.pid, 0)  # time's usage includes the command's (µs resolution)
         wall = time.perf_counter() - started
+    proc.returncode = os.waitstatus_to_exitcode(status)
     tail = err_path.read_text(errors="replace").strip().splitlines()[-3:]
-    fields = rss_path.read_text().strip().splitlines()[-1:]  # "Command exited ..." may come first
-    rss, user, sys_s = [*fields[0].split(), "0", "0", "0"][:3] if fields else ("0", "0", "0")
-    cpu = float(user) + float(sys_s) if rss.isdigit() else float("nan")
-    return wall, cpu, int(rss) if rss.isdigit() else 0, proc.returncode, " | ".join(tail)
+    last = rss_path.read_text().strip().splitlines()[-1:]  # "Command exited ..." may come first
+    rss = int(last[0]) if last and last[0].isdigit() else 0
+    err_path.unlink(missing_ok=True)
+    rss_path.unlink(missing_ok=True)
+    return wall, usage.ru_utime + usage.ru_stime, rss, proc.returncode, " | ".join(tail)
 
 
 def ensure_capture(size_mb: float, seed: int) -> tuple[Path, dict]:
