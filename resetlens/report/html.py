@@ -25,7 +25,7 @@ from markupsafe import Markup
 
 from resetlens import __version__
 from resetlens.blame import catalog
-from resetlens.model import Analysis, Incident, Reset, Sighting
+from resetlens.model import Analysis, Reset, Sighting
 from resetlens.report import view
 from resetlens.report.jsonreport import atomic_write
 from resetlens.report.snippets import snippet_name
@@ -323,21 +323,6 @@ def ladder(reset: Reset, s: Sighting) -> Ladder | None:
 # ---------------------------------------------------------------------------------------------
 
 
-def _detailed(analysis: Analysis, groups: list[Incident]) -> list[Reset]:
-    """Resets given a full section: a few of every incident first, then the rest in time order."""
-    by_id = {r.id: r for r in analysis.resets}
-    chosen: dict[str, Reset] = {}
-    for inc in groups:
-        for rid in inc.resets[:DETAIL_PER_INCIDENT]:
-            if rid in by_id and len(chosen) < DETAIL_MAX:
-                chosen.setdefault(rid, by_id[rid])
-    for r in sorted(analysis.resets, key=lambda r: r.ts):
-        if len(chosen) >= DETAIL_MAX:
-            break
-        chosen.setdefault(r.id, r)
-    return sorted(chosen.values(), key=lambda r: r.ts)
-
-
 def find_snippets(
     resets: list[Reset], snippets_dir: Path | None, html_dir: Path
 ) -> dict[tuple[str, str], Snippet]:
@@ -431,7 +416,7 @@ def _asset(name: str) -> str:
 def render_html(analysis: Analysis, *, snippets_dir: Path | None = None, html_dir: Path = Path(".")) -> str:
     """The whole report page as text; pcap snippets are looked up in snippets_dir, linked from html_dir."""
     groups = view.incidents(analysis)
-    detailed = _detailed(analysis, groups)
+    detailed = sorted(view.pick_resets(analysis, groups, DETAIL_PER_INCIDENT, DETAIL_MAX), key=lambda r: r.ts)
     snippets = find_snippets(detailed, snippets_dir, html_dir)
     detailed_ids = {r.id for r in detailed}
     tl = timeline(analysis, detailed_ids)

@@ -67,21 +67,6 @@ def _reset_heading(r: Reset) -> str:
     )
 
 
-def _top_resets(analysis: Analysis, groups: list) -> list[Reset]:
-    """The first reset of each incident (largest first), then the rest by time, up to TOP_RESETS."""
-    by_id = {r.id: r for r in analysis.resets}
-    chosen: dict[str, Reset] = {}
-    for inc in groups:
-        for rid in inc.resets[:1]:
-            if rid in by_id and len(chosen) < TOP_RESETS:
-                chosen.setdefault(rid, by_id[rid])
-    for r in sorted(analysis.resets, key=lambda r: r.ts):
-        if len(chosen) >= TOP_RESETS:
-            break
-        chosen.setdefault(r.id, r)
-    return list(chosen.values())
-
-
 def render_markdown(analysis: Analysis) -> str:
     groups = view.incidents(analysis)
     title = analysis.title or analysis.bundle or "TCP reset analysis"
@@ -112,7 +97,7 @@ def render_markdown(analysis: Analysis) -> str:
             out.append(f"\n_{len(groups) - INCIDENT_ROWS} more incidents in the JSON report._")
         out.append("")
 
-    top = _top_resets(analysis, groups)
+    top = view.pick_resets(analysis, groups, 1, TOP_RESETS)
     if top:
         out += ["### Resets", ""]
     for r in top:

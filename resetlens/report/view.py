@@ -195,6 +195,21 @@ def _incident_of(ident: str, members: list[Reset]) -> Incident:
     )
 
 
+def pick_resets(analysis: Analysis, groups: list[Incident], per_incident: int, limit: int) -> list[Reset]:
+    """Resets worth a section of their own: a few of every incident (largest first), then the rest by time."""
+    by_id = {r.id: r for r in analysis.resets}
+    chosen: dict[str, Reset] = {}
+    for inc in groups:
+        for rid in inc.resets[:per_incident]:
+            if rid in by_id and len(chosen) < limit:
+                chosen.setdefault(rid, by_id[rid])
+    for r in sorted(analysis.resets, key=lambda r: r.ts):
+        if len(chosen) >= limit:
+            break
+        chosen.setdefault(r.id, r)
+    return list(chosen.values())
+
+
 def verdict(analysis: Analysis, groups: list[Incident] | None = None) -> str:
     """The one-paragraph verdict: the pipeline's when it wrote one, else built from the incidents."""
     given = analysis.summary.get("verdict") if isinstance(analysis.summary, dict) else None
