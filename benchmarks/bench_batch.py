@@ -54,7 +54,9 @@ def build_archive(root: Path, small: int, large: int, large_mb: float) -> int:
             "--seed",
             str(i + 1),
         ]
-        subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
+        done = subprocess.run(cmd, capture_output=True, text=True)
+        if done.returncode:
+            sys.exit(f"bench_batch: gen_pcap.py failed: {done.stderr.strip()[-500:]}")
         (b / "gateway.pcap.truth.json").unlink(missing_ok=True)
     return sum(f.stat().st_size for f in root.rglob("*") if f.is_file())
 

@@ -34,7 +34,7 @@ h1{font-size:1.5em;margin:.2em 0}h2{font-size:1.15em;margin:1.4em 0 .4em;border-
 .cards{display:flex;gap:1em;flex-wrap:wrap}.card{background:#f4f6fa;border-radius:6px;padding:.6em 1em}
 .card b{display:block;font-size:1.5em}.grid{display:grid;grid-template-columns:repeat(auto-fit,minmax(330px,1fr));gap:1.2em}
 table{border-collapse:collapse;width:100%}th,td{text-align:left;padding:.25em .5em;border-bottom:1px solid #eef}
-th{background:#f4f6fa}td.n{text-align:right;font-variant-numeric:tabular-nums}
+th{background:#f4f6fa}td.t{white-space:nowrap}td.n{text-align:right;font-variant-numeric:tabular-nums}
 .ok{color:#14733a;font-weight:600}.failed{color:#b3261e;font-weight:600}.err{color:#b3261e;font-size:.9em;word-break:break-word}
 svg text{font:11px system-ui,sans-serif;fill:#444}code{font-size:.92em}.muted{color:#667}
 </style></head><body>
@@ -90,7 +90,7 @@ svg text{font:11px system-ui,sans-serif;fill:#444}code{font-size:.92em}.muted{co
 <td><code>{{ b.bundle }}</code>{% if b.title and b.title != b.bundle %}<br><span class="muted">{{ b.title }}</span>{% endif %}</td>
 <td class="{{ b.status }}">{{ b.status }}{% if b.error %}<div class="err">{{ b.error }}</div>{% endif %}</td>
 <td class="n">{{ b.resets if b.resets is not none else '' }}</td><td class="n">{{ b.captures if b.captures is not none else '' }}</td>
-<td>{{ b.first }}</td><td>{{ b.analyzed }}</td>
+<td class="t">{{ b.first }}</td><td class="t">{{ b.analyzed }}</td>
 <td>{% if b.html_link %}<a href="{{ b.html_link }}">HTML</a> {% endif %}{% if b.json_link %}<a href="{{ b.json_link }}">JSON</a>{% endif %}</td>
 </tr>{% endfor %}</table>
 </body></html>

@@ -100,15 +100,12 @@ def analyze_task(
     result = TaskResult(spec.name, "failed", worker=f"{socket.gethostname()}:{os.getpid()}")
     try:
         result.content_hash = spec.hash()
-        if (
-            known is not None
-            and known.status == "ok"
-            and known.content_hash == result.content_hash
-            and all(Path(p).is_file() for p in known.reports)
-            and (out is None or known.reports)
-        ):
-            result.status = "unchanged"
-            return result
+        if known is not None and known.status == "ok" and known.content_hash == result.content_hash:
+            # unchanged input; with --out, its reports must also be there (in this --out, not another)
+            wanted = str(report_dir(Path(out), spec.name) / JSON_NAME) if out is not None else None
+            if all(Path(p).is_file() for p in known.reports) and (wanted is None or wanted in known.reports):
+                result.status = "unchanged"
+                return result
         analysis = (analyze or default_analyze)(_pipeline_bundle(spec))
         if not getattr(analysis, "bundle", None):
             analysis.bundle = spec.name
@@ -210,8 +207,8 @@ class LocalExecutor:
         self._pool.shutdown(wait=False, cancel_futures=True)
         self._pool = self._new_pool(workers or self.workers)
 
-    def close(self) -> None:
-        self._pool.shutdown(wait=True, cancel_futures=True)
+    def close(self, wait: bool = True) -> None:
+        self._pool.shutdown(wait=wait, cancel_futures=True)
 
 
 class DaskExecutor:
@@ -254,7 +251,7 @@ class DaskExecutor:
     def restart(self, workers: int | None = None) -> None:  # the cluster manages its own workers
         pass
 
-    def close(self) -> None:
+    def close(self, wait: bool = True) -> None:
         self.client.close()
 
 
@@ -298,9 +295,13 @@ def run_batch(
         progress.start(len(specs))
     try:
         _drive(executor, specs, known, out, analyze, db, summary, progress)
+    except BaseException:  # interrupted: do not wait for the bundles in flight
+        executor.close(wait=False)
+        raise
+    else:
+        executor.close()
     finally:
         db.release()
-        executor.close()
         if progress is not None:
             progress.stop()
     summary.seconds = time.perf_counter() - started
