@@ -235,7 +235,7 @@ def _sighting(r: VantageRead, c: match.Copy) -> Sighting:
             }
             for i in [c.row, *c.doubles]
         ]
-    uid = str(getattr(rec, "conn_uid", "") or "") if rec is not None else ""
+    uid = str(rec.uid) if rec is not None else ""
     ladder: list[dict[str, Any]] = []
     frames: list[int] = []
     flow = r.result.flows.get(uid) if uid else None

@@ -314,16 +314,14 @@ def _origin(case: Case, reset: Reset) -> Origin:
             forged, strength = True, PROOF_TTL
         elif all(ttl_votes):
             forged, strength = False, ONE_SIDE
-    flags_bad = any(int(s.context.get("flags_raw", 0) or 0) & RESERVED for s in reset.seen_at)
-    if flags_bad:
+    crafted = [s for s in reset.seen_at if s.context.get("reserved_bits")]
+    if crafted:
         ev.append(
             Evidence(
                 "reserved_bits",
-                cat.evidence_text(
-                    "reserved_bits", {"flags": int(reset.seen_at[0].context.get("flags_raw", 0))}
-                ),
-                reset.seen_at[0].vantage,
-                reset.seen_at[0].frame,
+                cat.evidence_text("reserved_bits", {"flags": 0xE00}),
+                crafted[0].vantage,
+                crafted[0].frame,
                 0.6,
             )
         )
