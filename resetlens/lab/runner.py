@@ -48,7 +48,7 @@ class ClientRun:
     """A client action running in the client namespace; may pause for the lab at named steps."""
 
     def __init__(self, lab: Lab, action: str, kwargs: dict) -> None:
-        self.lab = lab
+        self.lab, self.action = lab, action
         cmd = ["ip", "netns", "exec", lab.topo.ns("client"), sys.executable, "-m", "resetlens.lab.traffic", action,
                json.dumps(kwargs)]  # fmt: skip
         self.proc = subprocess.Popen(
@@ -87,6 +87,8 @@ class ClientRun:
 
             stop_proc(self.proc)
             raise LabError("client action timed out") from None
+        if self.proc.returncode != 0:
+            raise LabError(f"client action {self.action} failed (exit {self.proc.returncode})")
         return self.flows
 
 

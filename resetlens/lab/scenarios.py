@@ -281,8 +281,8 @@ class ProxyResetsClient(Scenario):
             Expect("HAProxy nolinger close, server side", match=both(leg("proxy", "server", 8080),
                    in_log(HAP, r"10\.77\.3\.1:{port} 10\.77\.3\.2:8080")), min=1, max=1,
                    cause="abortive_close", **proxy,
-                   note="`option nolinger` also applies to the server connection: HAProxy resets it after the "
-                        "response instead of closing it.", logs=((HAP, r"10\.77\.3\.1:{port} "),)),
+                   note="HAProxy closes a server connection it will not reuse (Connection: close, http-reuse "
+                        "never) with SO_LINGER 0, as it does after every such response (see mixed).", logs=((HAP, r"10\.77\.3\.1:{port} "),)),
         ]  # fmt: skip
 
 
@@ -367,12 +367,7 @@ class DpiInjection(Scenario):
                    "passes.")  # fmt: skip
 
     def setup(self, lab: Lab) -> None:
-        log = lab.workdir / "firewall-dpi.log"
-        size = log.stat().st_size if log.exists() else 0
-        lab.spawn("injector", "firewall", "resetlens.lab.injector", "fw-c", "FORBIDDEN", "9003", str(log))
-        deadline = time.monotonic() + 5
-        while time.monotonic() < deadline and (not log.exists() or log.stat().st_size == size):
-            time.sleep(0.02)
+        start_injector(lab)
 
     def drive(self, lab: Lab) -> None:
         lab.client("echo_session", tag="clean", dst=SERVER4, port=9003, lines=["hello", "GET /allowed/page"])
@@ -393,6 +388,15 @@ class DpiInjection(Scenario):
                    note="Forged with the client's address; absent from the client's capture.",
                    logs=(("syslog", r"in 10\.77\.1\.2:{port} "),)),
         ]  # fmt: skip
+
+
+def start_injector(lab: Lab) -> None:
+    log = lab.workdir / "firewall-dpi.log"
+    size = log.stat().st_size if log.exists() else 0
+    lab.spawn("injector", "firewall", "resetlens.lab.injector", "fw-c", "FORBIDDEN", "9003", str(log))
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline and (not log.exists() or log.stat().st_size == size):
+        time.sleep(0.02)
 
 
 class ConntrackLoss(Scenario):
@@ -549,9 +553,103 @@ class TlsReset(Scenario):
         ]  # fmt: skip
 
 
+class Mixed(Scenario):
+    name = "mixed"
+    description = ("About 50 connections: background HTTP through nginx and HAProxy, echo and TLS traffic, with "
+                   "interleaved backend aborts, a client abort, unread-data closes, DPI injections, a closed "
+                   "port, a TLS ClientHello without SNI, a stale keep-alive reuse and a byte-limited upload.")  # fmt: skip
+
+    def setup(self, lab: Lab) -> None:
+        lab.nft("firewall", BYTE_LIMIT)
+        start_injector(lab)
+
+    def drive(self, lab: Lab) -> None:
+        background = [
+            lab.client_start(
+                "http", tag="bg-nginx", dst=PROXY_FRONT4, port=80, path="/ok", count=15, gap=0.12
+            ),
+            lab.client_start(
+                "http", tag="bg-haproxy", dst=PROXY_FRONT4, port=8000, path="/ok", count=10, gap=0.18
+            ),
+            lab.client_start("burst", tag="bg-echo", dst=SERVER6, port=9000, count=10, gap=0.15),
+            lab.client_start(
+                "tls", tag="bg-tls", dst=SERVER4, port=9443, sni="lab.resetlens.test", count=3, gap=0.5
+            ),
+        ]
+        ka = lab.client_start("stale_keepalive", tag="stale", dst=SERVER4, port=8080, idle=1.6)
+        lab.client("http", tag="abort", dst=SERVER4, port=8080, path="/abort", count=2, gap=0.1)
+        lab.client("dpi", tag="keyword", dst=SERVER4, port=9003)
+        lab.client("http", tag="abort-nginx", dst=PROXY_FRONT4, port=80, path="/abort")
+        lab.client("refused", tag="closed", dst=SERVER4, port=8099, count=2)
+        lab.client(
+            "http", tag="client-abort", dst=PROXY_FRONT4, port=80, path="/slow?ms=600", abort_after=0.2
+        )
+        lab.client("unread", tag="unread", dst=SERVER4, port=9001, side="server")
+        lab.client("tls", tag="no-sni", dst=SERVER4, port=9443, sni=None)
+        lab.client("stream", tag="upload", dst=SERVER4, port=9002, chunks=40, size=200)
+        lab.client("dpi", tag="keyword", dst=SERVER4, port=9003)
+        lab.client("unread", tag="unread", dst=SERVER4, port=9001, side="server")
+        for c in [*background, ka]:
+            c.finish()
+        time.sleep(1.2)  # late responses and the sink's idle close
+
+    def cleanup(self, lab: Lab) -> None:
+        lab.procs.stop("injector")
+        lab.nft_drop_table("firewall", "inet scenario")
+
+    def expects(self) -> list[Expect]:
+        fw = dict(role="middlebox", host="firewall", kind="injected")
+        server_app = dict(role="server", host="server", kind="application")
+        return [
+            Expect("backend abort", match=on_flow("abort", to="client"), min=2, max=2, cause="abortive_close",
+                   **server_app, note="The backend read the request and closed with SO_LINGER 0.",
+                   logs=((APP, r"abort .*peer=10\.77\.1\.2:{port}\b"),)),
+            Expect("backend abort towards nginx", match=leg("server", "proxy", 8080), min=1, max=1,
+                   cause="abortive_close", **server_app,
+                   note="The backend aborted nginx's upstream connection; the client got 502 + FIN.",
+                   logs=((ERR, r"\(104: Connection reset by peer\)"), (APP, r"abort .*peer=10\.77\.3\.1:{port}\b"))),
+            Expect("client abort", match=on_flow("client-abort", to="peer"), min=1, max=1, role="client",
+                   host="client", kind="application", cause="abortive_close",
+                   note="The client aborted with SO_LINGER 0; nginx logged 499.",
+                   logs=((ACC, r"10\.77\.1\.2:{port} .* 499 "),)),
+            Expect("HAProxy resets the server side after each response",
+                   match=both(leg("proxy", "server", 8080), in_log(HAP, r"10\.77\.3\.1:{port} 10\.77\.3\.2:8080")),
+                   min=10, max=10, role="proxy", host="proxy", kind="application", cause="abortive_close",
+                   note="HAProxy closes a server connection it will not reuse (the client sent Connection: close; "
+                        "http-reuse never) with SO_LINGER 0: one RST|ACK per background request, invisible to the "
+                        "client, which got its 200.", logs=((HAP, r" 200 .*10\.77\.3\.1:{port} "),)),
+            Expect("late response after the client abort", match=leg("proxy", "server", 8080), min=1, max=1,
+                   role="proxy", host="proxy", kind="kernel", cause="abortive_close",
+                   note="nginx closed its upstream connection after the 499; the backend's late response got the "
+                        "proxy host kernel's RST.", logs=((APP, r"peer=10\.77\.3\.1:{port}\b"),)),
+            Expect("closed port", match=on_flow("closed", to="client"), min=2, max=2, role="server", host="server",
+                   kind="kernel", cause="no_listener", note="Nothing listens on 8099."),
+            Expect("unread data", match=on_flow("unread", to="client"), min=2, max=2, cause="abortive_close",
+                   **server_app, note="The backend closed with unread data queued.",
+                   logs=((APP, r"unread: .*peer=10\.77\.1\.2:{port}\b"),)),
+            Expect("TLS without SNI", match=on_flow("no-sni", to="client"), min=1, max=1, cause="tls_handshake",
+                   **server_app, note="ClientHello without SNI, reset by the TLS service.",
+                   logs=((APP, r"without SNI .*peer=10\.77\.1\.2:{port}\b"),)),
+            Expect("stale keep-alive reuse", match=on_flow("stale", to="client"), min=1, max=1, role="server",
+                   host="server", kind="kernel", cause="stale_reuse",
+                   note="The pooled connection was reused after the backend's idle close.",
+                   logs=((APP, r"idle close .*peer=10\.77\.1\.2:{port}\b"),)),
+            Expect("DPI towards the client", match=on_flow("keyword", to="client"), min=2, max=2,
+                   cause="policy_reject", **fw, note="Forged with the server's address by the DPI box.",
+                   logs=(("syslog", r"in 10\.77\.1\.2:{port} "),)),
+            Expect("DPI towards the server", match=on_flow("keyword", to="peer"), min=2, max=2,
+                   cause="policy_reject", **fw, note="Forged with the client's address by the DPI box.",
+                   logs=(("syslog", r"in 10\.77\.1\.2:{port} "),)),
+            Expect("byte limit towards the client", match=on_flow("upload", to="client"), min=1,
+                   cause="policy_reject", **fw, note="nft byte limit: RST forged with the server's address."),
+            Expect("byte limit towards the server", match=on_flow("upload", to="peer"), min=0,
+                   cause="policy_reject", **fw, note="nft byte limit: RST forged with the client's address."),
+        ]  # fmt: skip
+
+
 SCENARIOS: dict[str, Scenario] = {
     s.name: s
     for s in (NoListener(), BacklogOverflow(), AppAbort(), ClientAbort(), UnreadData(), ProxyTimeout(),
               ProxyResetsClient(), FirewallRateLimit(), FirewallByteLimit(), DpiInjection(), ConntrackLoss(),
-              StaleKeepalive(), HalfOpenRestart(), TlsReset())
+              StaleKeepalive(), HalfOpenRestart(), TlsReset(), Mixed())
 }  # fmt: skip

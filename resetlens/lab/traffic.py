@@ -106,10 +106,18 @@ def get(path: str, host: str = "lab", close: bool = True) -> bytes:
 
 
 def http(
-    tag: str, dst: str, port: int, path: str = "/ok", count: int = 1, abort_after: float | None = None
+    tag: str,
+    dst: str,
+    port: int,
+    path: str = "/ok",
+    count: int = 1,
+    abort_after: float | None = None,
+    gap: float = 0.0,
 ) -> None:
-    """`count` sequential requests, one connection each; optionally abort (RST) after a delay."""
-    for _ in range(min(count, 60)):
+    """`count` sequential requests, one connection each, `gap` s apart; optionally abort (RST) after a delay."""
+    for i in range(min(count, 60)):
+        if i:
+            time.sleep(min(gap, 1.0))
         f = Flow(tag, dst, port)
         if f.connect():
             if abort_after is None:
@@ -198,10 +206,10 @@ def echo_session(
 
 
 def burst(tag: str, dst: str, port: int, count: int = 8, gap: float = 0.0) -> None:
-    """`count` short echo connections back to back (rate-limit scenario)."""
+    """`count` short echo connections, `gap` s apart (rate-limit scenario: back to back)."""
     for _ in range(min(count, 30)):
         echo_session(tag, dst, port, ["hi"], gap=0)
-        time.sleep(gap)
+        time.sleep(min(gap, 1.0))
 
 
 def stream(tag: str, dst: str, port: int, chunks: int = 80, size: int = 200) -> None:
@@ -262,8 +270,15 @@ def backlog(tag: str, dst4: str, dst6: str, port: int, pending: int = 3, fill: i
         f.close()
 
 
-def tls(tag: str, dst: str, port: int, sni: str | None = None) -> None:
-    """A TLS handshake with or without SNI (certificate checks off: the lab's cert is self-signed)."""
+def tls(tag: str, dst: str, port: int, sni: str | None = None, count: int = 1, gap: float = 0.0) -> None:
+    """TLS handshakes with or without SNI (certificate checks off: the lab's cert is self-signed)."""
+    for i in range(min(count, 20)):
+        if i:
+            time.sleep(min(gap, 1.0))
+        _tls_once(tag, dst, port, sni)
+
+
+def _tls_once(tag: str, dst: str, port: int, sni: str | None) -> None:
     f = Flow(tag, dst, port)
     if f.connect():
         ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
