@@ -24,11 +24,10 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 
-err_console = Console(stderr=True, highlight=False)
-
 
 def _fail(message: str) -> typer.Exit:
-    err_console.print(f"resetlens: {message}", markup=False)
+    # One plain line, never wrapped: scripts and tickets quote it.
+    print(f"resetlens: {' '.join(message.split())}", file=sys.stderr)
     return typer.Exit(2)
 
 
@@ -98,7 +97,7 @@ def analyze(
         print_summary(analysis, Console(highlight=False))
     hits = [r for r in analysis.resets if any(m(r) for m in matchers)]
     if hits:
-        err_console.print(f"resetlens: {len(hits)} reset(s) match --fail-on", markup=False)
+        print(f"resetlens: {len(hits)} reset(s) match --fail-on", file=sys.stderr)
         raise typer.Exit(1)
 
 
@@ -152,7 +151,7 @@ def main() -> None:
     try:
         app()
     except KeyboardInterrupt:
-        err_console.print("resetlens: interrupted", markup=False)
+        print("resetlens: interrupted", file=sys.stderr)
         sys.exit(130)
     except BrokenPipeError:
         sys.exit(0)

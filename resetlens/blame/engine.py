@@ -22,7 +22,7 @@ import numpy as np
 
 from resetlens.blame import catalog as cat
 from resetlens.blame.story import IDLE_GAP, Story, tell
-from resetlens.capture.table import CSUM_BAD, DIR_IN, DIR_OUT, RESERVED, addr_to_halves
+from resetlens.capture.table import CSUM_BAD, DIR_IN, DIR_OUT, addr_to_halves
 from resetlens.model import Analysis, Evidence, Host, Incident, Reset, Sender, Sighting
 from resetlens.vantage.roles import INITIAL_TTLS, HostMap, sender_role
 
