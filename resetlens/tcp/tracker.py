@@ -19,9 +19,10 @@ from resetlens.tcp.conn import Conn, Endpoint, is_reuse, process_packet, wants_f
 HEAD_PKTS = 6  # packets kept from the start of every connection (handshake)
 TAIL_PKTS = 48  # packets kept before a connection's first RST
 AFTER_RST_PKTS = 4096  # packets kept after a connection's first RST
+ADDR_CACHE = 100_000  # address strings remembered for Connection rows
 MAX_ANCHORS = 200_000  # bound on the clock-alignment sample
 ANCHOR_DATA_PKTS = 2  # data segments per direction that count as anchors
-COMPACT_ROWS = 1_000_000  # compact the retained rows when this many are pending
+COMPACT_ROWS = 300_000  # compact the retained rows when this many are pending
 
 
 @dataclass
@@ -72,6 +73,7 @@ class VantageTracker:
         self.anchor_rows = 0
         self.anchor_stride = 1
         self.packets = 0
+        self.addr_text: dict[tuple[int, int], str] = {}
 
     # -- streaming ---------------------------------------------------------------------------------
     def feed(self, table: np.ndarray) -> None:
@@ -138,11 +140,22 @@ class VantageTracker:
             c.npkts += 1
             c.last_frame = fr_l[i]
             c.prev_ts = t
+        self._sweep(ts_l[-1])
         self.pending.append((table, cid, ordn))
         self.pending_rows += n
         self._add_anchors(table[anchor])
         if self.pending_rows >= self.compact_at:
             self._compact()
+
+    def _sweep(self, now: float) -> None:
+        """Remove the connections Zeek's timers would have removed by `now` (keeps memory bounded)."""
+        done = [
+            c
+            for c in self.live.values()
+            if (now >= c.next_timer or now - c.last_time >= c.inactivity) and c.expired_by(now)
+        ]
+        for c in done:
+            self._finalise(c)
 
     def _new(self, key: tuple, orig: tuple, resp: tuple, t: float, frame: int) -> Conn:
         c = Conn(len(self.objs), key, orig, resp, t, frame)
@@ -187,9 +200,9 @@ class VantageTracker:
         return Connection(
             vantage=self.vantage,
             ts=c.start_time,
-            orig_h=halves_to_addr(o[0], o[1]),
+            orig_h=self._addr(o[0], o[1]),
             orig_p=o[2],
-            resp_h=halves_to_addr(r[0], r[1]),
+            resp_h=self._addr(r[0], r[1]),
             resp_p=r[2],
             conn_state=c.conn_state(),
             history=c.history_str(),
@@ -202,6 +215,14 @@ class VantageTracker:
             first_frame=c.first_frame,
             last_frame=c.last_frame,
         )
+
+    def _addr(self, hi: int, lo: int) -> str:
+        text = self.addr_text.get((hi, lo))
+        if text is None:
+            if len(self.addr_text) > ADDR_CACHE:
+                self.addr_text.clear()
+            text = self.addr_text[(hi, lo)] = halves_to_addr(hi, lo)
+        return text
 
     def uid(self, idx: int) -> str:
         return f"C{idx + 1}@{self.vantage}"
