@@ -1,0 +1,91 @@
+#!/usr/bin/env python3
+"""Wall time per pipeline stage of one `resetlens analyze` run, without a profiler's per-call overhead.
+
+    stage_times.py FILE [--json OUT]      (default OUT: /dev/null)
+
+Wraps the stage functions that resetlens.pipeline and resetlens.cli look up at call time with timers,
+then runs the real CLI in this process. The reader's share is the time spent producing packet-table
+chunks (inside the TCP tracker's loop, so "tcp tracking" below excludes it).
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections import defaultdict
+from collections.abc import Callable
+from typing import Any
+
+SPENT: dict[str, float] = defaultdict(float)
+
+
+def timed(name: str, fn: Callable[..., Any]) -> Callable[..., Any]:
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        started = time.perf_counter()
+        try:
+            return fn(*args, **kwargs)
+        finally:
+            SPENT[name] += time.perf_counter() - started
+
+    return wrapper
+
+
+class TimedReader:
+    """open_capture() result whose chunks() generator books its own time as 'capture reader'."""
+
+    def __init__(self, reader: Any) -> None:
+        self._reader = reader
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._reader, name)
+
+    def chunks(self, *args: Any, **kwargs: Any):
+        it = iter(self._reader.chunks(*args, **kwargs))
+        while True:
+            started = time.perf_counter()
+            try:
+                chunk = next(it)
+            except StopIteration:
+                SPENT["capture reader"] += time.perf_counter() - started
+                return
+            SPENT["capture reader"] += time.perf_counter() - started
+            yield chunk
+
+
+def main(argv: list[str]) -> int:
+    if len(argv) < 2:
+        print(__doc__, file=sys.stderr)
+        return 2
+    started = time.perf_counter()
+    from resetlens import cli, pipeline
+    from resetlens.report import terminal
+    from resetlens.vantage import clock, roles
+
+    SPENT["imports"] = time.perf_counter() - started
+    open_capture = pipeline.open_capture
+    pipeline.open_capture = lambda *a, **k: TimedReader(open_capture(*a, **k))
+    pipeline.read_vantage = timed("read + tcp tracking (pass 1)", pipeline.read_vantage)
+    clock.align = timed("clock alignment", clock.align)
+    roles.resolve_hosts = timed("host roles", roles.resolve_hosts)
+    for name in ("build_resets", "gather_flows", "attach_logs", "judge"):
+        setattr(pipeline, name, timed(name, getattr(pipeline, name)))
+    cli._write_outputs = timed("write outputs (JSON)", cli._write_outputs)
+    terminal.print_summary = timed("terminal summary", terminal.print_summary)
+    out = argv[argv.index("--json") + 1] if "--json" in argv else "/dev/null"
+    sys.argv = ["resetlens", "analyze", "--capture", f"big={argv[1]}", "--json", out]
+    try:
+        cli.main()
+    except SystemExit as e:
+        if e.code:
+            raise
+    total = time.perf_counter() - started
+    SPENT["tcp tracking (excl. reader)"] = SPENT["read + tcp tracking (pass 1)"] - SPENT["capture reader"]
+    print(f"{'stage':34s} {'s':>8s} {'share':>6s}", file=sys.stderr)
+    for name, spent in sorted(SPENT.items(), key=lambda kv: -kv[1]):
+        print(f"{name:34s} {spent:8.3f} {spent / total:6.1%}", file=sys.stderr)
+    print(f"{'total (in process)':34s} {total:8.3f}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))
