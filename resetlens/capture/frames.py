@@ -22,6 +22,7 @@ class RawFrame:
     caplen: int
     wirelen: int
     data: bytes
+    ts_ns: int | None = None  # exact time in nanoseconds when known (ts is a float approximation)
 
 
 def extract_frames(path: str | os.PathLike[str], frames: set[int]) -> list[RawFrame]:
@@ -48,6 +49,7 @@ def extract_frames(path: str | os.PathLike[str], frames: set[int]) -> list[RawFr
                         caplen=caplen,
                         wirelen=int(recs.wirelen[i]),
                         data=buf[start : start + caplen].tobytes(),
+                        ts_ns=_exact_ns(recs, i),
                     )
                 )
         if out and out[-1].frame >= wanted[-1]:
@@ -67,7 +69,7 @@ def write_pcap(path: str | os.PathLike[str], frames: list[RawFrame]) -> None:
             snaplen = max([f.caplen for f in frames] + [fmt.STANDARD_MAX_CAPLEN])
             out.write(struct.pack("<IHHiIII", 0xA1B23C4D, 2, 4, 0, 0, snaplen, linktype & 0xFFFF_FFFF))
             for f in frames:
-                sec, nsec = _split_ns(f.ts)
+                sec, nsec = _split_ns(f)
                 out.write(struct.pack("<IIII", sec, nsec, len(f.data), max(f.wirelen, len(f.data))))
                 out.write(f.data)
             return
@@ -76,7 +78,7 @@ def write_pcap(path: str | os.PathLike[str], frames: list[RawFrame]) -> None:
         for linktype in linktypes:
             out.write(_block(fmt.BT_IDB, struct.pack("<HHI", linktype & 0xFFFF, 0, 0) + tsresol))
         for f in frames:
-            units = _ns(f.ts)
+            units = _ns(f) & 0xFFFFFFFFFFFFFFFF
             body = struct.pack(
                 "<IIIII", linktypes.index(f.linktype), units >> 32, units & 0xFFFFFFFF, len(f.data),
                 max(f.wirelen, len(f.data)),
@@ -84,13 +86,20 @@ def write_pcap(path: str | os.PathLike[str], frames: list[RawFrame]) -> None:
             out.write(_block(fmt.BT_EPB, body + f.data + b"\0" * (fmt.pad4(len(f.data)) - len(f.data))))
 
 
-def _ns(ts: float) -> int:
-    return max(0, round(ts * 1e9))
+def _exact_ns(recs, i: int) -> int | None:
+    if recs.sec is None or recs.nsec is None or recs.sec[i] < 0:
+        return None
+    return int(recs.sec[i]) * 1_000_000_000 + int(recs.nsec[i])
 
 
-def _split_ns(ts: float) -> tuple[int, int]:
-    sec = int(ts // 1) if ts >= 0 else 0
-    nsec = min(999_999_999, max(0, round((ts - sec) * 1e9))) if ts >= 0 else 0
+def _ns(frame: RawFrame) -> int:
+    if frame.ts_ns is not None:
+        return max(0, frame.ts_ns)
+    return max(0, round(frame.ts * 1e9)) if frame.ts == frame.ts else 0
+
+
+def _split_ns(frame: RawFrame) -> tuple[int, int]:
+    sec, nsec = divmod(_ns(frame), 1_000_000_000)
     return sec & 0xFFFFFFFF, nsec
 
 

@@ -84,6 +84,8 @@ class Records:
     linktype: np.ndarray  # -1 when the record names no known interface
     direction: np.ndarray  # from pcapng epb_flags (DIR_*), 0 otherwise
     first_frame: int
+    sec: np.ndarray | None = None  # exact time: whole seconds (for rewriting frames losslessly)
+    nsec: np.ndarray | None = None  # and nanoseconds
 
 
 class _GzipSource:
@@ -438,6 +440,8 @@ class _PcapParser(_Parser):
             linktype=np.full(n, self.linktype, np.int64),
             direction=np.zeros(n, np.uint8),
             first_frame=self.first_frame,
+            sec=sec,
+            nsec=frac if self.scale == 1e-9 else frac * 1000,
         )
         self.first_frame += n
         return recs
@@ -681,8 +685,11 @@ class _PcapngParser(_Parser):
         units = (hi << np.uint64(32)) | lo
         sec = units // ticks
         frac = units - sec * ticks
-        ts = sec.astype(np.float64) + frac.astype(np.float64) / ticks.astype(np.float64) + tsoff
+        part = frac.astype(np.float64) / ticks.astype(np.float64)
+        ts = sec.astype(np.float64) + part + tsoff
         ts = np.where(epb, ts, np.nan)
+        whole = sec.astype(np.int64) + tsoff.astype(np.int64)
+        nsec = np.minimum(np.round(part * 1e9).astype(np.int64), 999_999_999)
         if not epb.all():
             ts = self._fill_ts(ts)
         direction = self._epb_direction(npbuf, off, length, caplen, epb)
@@ -696,6 +703,8 @@ class _PcapngParser(_Parser):
             linktype=linktype,
             direction=direction,
             first_frame=self.first_frame,
+            sec=np.where(epb, whole, -1),  # -1: no exact time (simple packet block)
+            nsec=np.where(epb, nsec, 0),
         )
         self.first_frame += n
         if len(ts) and not np.isnan(ts[-1]):
