@@ -393,3 +393,36 @@ def test_gzip_and_crlf_logs(tmp_path):
     log = parse_log(p, "nginx-error")
     assert len(log.records) == 17 and log.unparsed == 2
     assert not log.records[0].text.endswith("\r")
+
+
+# -- lines real nginx 1.22 and HAProxy 2.6 wrote (tests/test_evidence_real_proxies.py) ---------
+
+
+def test_real_nginx_and_haproxy_lines():
+    err = parse_log(fx("real/nginx-error.log"), "nginx-error")
+    assert err.unparsed == 0
+    events = {r.event for r in err.records}
+    assert {"upstream_reset", "upstream_fin", "client_abort", "client_closed_idle"} <= events
+    rl = parse_log(fx("real/nginx-access-rl.log"), "nginx-access", fmt="rl")
+    comb = parse_log(fx("real/nginx-access.log"), "nginx-access")
+    assert rl.unparsed == comb.unparsed == 0
+    assert (
+        [r.fields["status"] for r in rl.records]
+        == [r.fields["status"] for r in comb.records]
+        == [502, 502, 200, 499]
+    )
+    conns = {r.fields["connection"] for r in err.records if r.event == "upstream_reset"}
+    assert conns <= {r.fields["connection"] for r in rl.records}
+    ha = parse_log(fx("real/haproxy.log"), "haproxy", year=2026)
+    assert ha.unparsed == 0 and len(ha.records) == 7
+    assert [r.fields["termination"] for r in ha.records] == [
+        "CR--",
+        "CR--",
+        "--",
+        "SH--",
+        "SH--",
+        "----",
+        "SD",
+    ]
+    assert ha.records[4].tuple4 is not None and ha.records[1].tuple4 is None  # "-:- -:-" without a server
+    assert ha.records[6].event == "upstream_reset"

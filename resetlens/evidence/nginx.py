@@ -65,7 +65,12 @@ MESSAGES: list[tuple[re.Pattern[str], str | None, str | None]] = [
         events.PROTOCOL_ERROR,
     ),
     (re.compile(r"^client intended to send too large body"), events.POLICY_REJECT, events.POLICY_REJECT),
-    (re.compile(r"^client prematurely closed connection"), events.CLIENT_ABORT, events.CLIENT_ABORT),
+    (
+        re.compile(r"^(?:\w+\(\) reported that )?client prematurely closed connection"),
+        events.CLIENT_ABORT,
+        events.CLIENT_ABORT,
+    ),
+    (re.compile(r"^client \S+ closed keepalive connection"), None, events.CLIENT_CLOSED_IDLE),
     (re.compile(r"^client closed connection$"), None, events.CLIENT_CLOSED_IDLE),
     (re.compile(r"^client timed out"), events.CLIENT_TIMEOUT, events.CLIENT_TIMEOUT),
     (
