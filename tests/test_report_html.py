@@ -252,3 +252,14 @@ def test_rst_record_facts_shown_escaped() -> None:
     visible = "".join(page.text)
     assert "race.weaver" in visible and HOSTILE_IMG in visible and "[0, 1, 2]" in visible
     assert not [t for t, _ in page.tags if t == "img"]
+
+
+def test_log_sources_nested_values_readable() -> None:
+    a = sample_analysis()
+    a.log_sources.append(
+        {"kind": "host", "path": "snapshots/fw", "host": "fw", "lines": 2, "unparsed": 0,
+         "summary": {"sysctl": {"net.ipv4.tcp_abort_on_overflow": "1"}, "rejects": 0}}
+    )  # fmt: skip
+    text = render_html(a)
+    assert "sysctl.net.ipv4.tcp_abort_on_overflow=1; rejects=0" in text
+    assert "{&#39;" not in text

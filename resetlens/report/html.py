@@ -377,6 +377,15 @@ def facts(record: dict[str, Any], prefix: str = "") -> list[tuple[str, str]]:
     return out
 
 
+def brief(value: Any, limit: int = 300) -> str:
+    """A table cell for any JSON value: nested dicts as 'key=value; ...', lists comma-joined."""
+    if isinstance(value, dict):
+        return _clip("; ".join(f"{k}={v}" for k, v in facts(value)), limit)
+    if isinstance(value, list):
+        return _clip(", ".join(brief(v, limit) for v in value[:20]), limit)
+    return _clip("" if value is None else value, limit)
+
+
 def _json_block(value: Any) -> Markup:
     """JSON for a <script type="application/json"> block: nothing in it can close the element."""
     text = json.dumps(value, ensure_ascii=True, separators=(",", ":"), allow_nan=False)
@@ -401,6 +410,7 @@ def _env() -> jinja2.Environment:
     env.filters["hms"] = lambda ts: view.fmt_ts(ts, date=False)
     env.filters["pct"] = lambda x: f"{_num(x):.0%}"
     env.filters["clip"] = _clip
+    env.filters["brief"] = brief
     env.filters["anchor"] = anchor
     env.filters["cause_title"] = view.cause_title
     env.filters["endpoint"] = lambda pair: view.endpoint(*pair)

@@ -8,12 +8,14 @@ writer escapes for its own output (HTML autoescape, Markdown escaping, rich mark
 from __future__ import annotations
 
 import ipaddress
+import re
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 from resetlens.blame import catalog
+from resetlens.evidence import events as log_events
 from resetlens.model import ROLES, Analysis, Incident, LogLine, Reset, Sender
 
 # Resets closer than this (seconds) with the same sender and cause fall into one incident.
@@ -28,26 +30,46 @@ ROLE_COLOURS = {
 }
 # Log kinds written by a proxy (the checklist's "proxy log lines").
 PROXY_LOG_KINDS = ("nginx-error", "nginx-access", "haproxy", "envoy", "traefik", "caddy")
-# Log kinds written by the host itself (restarts, OOM kills, conntrack messages).
+# Log kinds written by the hosts themselves: journals, syslog, kernel, host snapshots ("host").
 HOST_LOG_KINDS = ("journald-json", "journald", "syslog", "kmsg", "host")
-# Words that mark a log line or evidence as process restart or overload.
-RESTART_WORDS = (
-    "restart",
-    "oom",
-    "killed",
-    "kill",
-    "exited",
-    "stopp",
-    "start",
-    "overflow",
-    "backlog",
-    "somaxconn",
-    "listen queue",
-    "crash",
-    "reload",
+# Log events that show a process stop, kill or restart, or an overloaded host.
+RESTART_EVENTS = frozenset(
+    {code for code, e in log_events.EVENTS.items() if e.signal == "lifecycle"}
+    | {
+        log_events.LISTEN_OVERFLOW,
+        log_events.ABORT_ON_OVERFLOW,
+        log_events.SYN_FLOOD,
+        log_events.ORPHAN_SOCKETS,
+        log_events.TCP_MEM_PRESSURE,
+        log_events.PROXY_RESOURCE,
+    }
 )
-# Words that mark host state: conntrack table, NAT and ephemeral port range.
-STATE_WORDS = ("conntrack", "nf_conntrack", "port_range", "port range", "ip_local_port_range", "nat", "snat")
+# Log events that show conntrack, NAT or port state.
+STATE_EVENTS = frozenset({log_events.CONNTRACK_FULL, log_events.CONNTRACK_PRESSURE})
+# Log events that name a configuration setting.
+KNOB_EVENTS = frozenset({log_events.ABORT_ON_OVERFLOW, log_events.NFT_REJECT_RULE})
+# Host-snapshot sysctls that are the checklist's conntrack and port-range state.
+STATE_SYSCTLS = (
+    "net.ipv4.ip_local_port_range",
+    "net.netfilter.nf_conntrack_max",
+    "net.netfilter.nf_conntrack_count",
+    "net.netfilter.nf_conntrack_tcp_loose",
+)
+# Host-snapshot sysctls that are settings implicated in resets when set this way.
+KNOB_SYSCTLS = {"net.ipv4.tcp_abort_on_overflow": "1", "net.netfilter.nf_conntrack_tcp_loose": "0"}
+# Whole words in evidence or log text that mean restart/overload, host state, a setting, or NAT.
+RESTART_RE = re.compile(r"(?i)\b(re-?start\w*|oom\w*|killed|exited|crash\w*|overflow\w*|backlog|somaxconn)\b")
+STATE_RE = re.compile(
+    r"(?i)\b(conntrack\w*|nf_conntrack\w*|ip_local_port_range|port[ _-]range|ephemeral ports?)\b"
+)
+KNOB_RE = re.compile(
+    r"(?i)\b(\w*_timeout\w*|timeout \w+|keepalive_\w+|keep-?alive timeout|so_linger|linger\w*|somaxconn|"
+    r"tcp_abort_on_overflow|nf_conntrack_\w+|sysctl|listen backlog)\b"
+)
+NAT_RE = re.compile(r"(?i)\b(s?nat|dnat|masquerad\w*|translat\w*)\b")
+# Evidence codes (blame.catalog) that carry the facts of a checklist item.
+NAT_CODES = ("nat_mapping",)
+HOST_CODES = ("host_state", "log_line")
 # Configuration knobs usually implicated by each cause (shown when the evidence names none).
 CAUSE_KNOBS: dict[str, tuple[str, ...]] = {
     "no_listener": ("service readiness / listen port", "drain before restart"),
@@ -71,18 +93,6 @@ CAUSE_KNOBS: dict[str, tuple[str, ...]] = {
     "tls_handshake": ("ssl_server_name / SNI", "ssl_protocols / ciphers"),
     "backlog_overflow": ("net.core.somaxconn", "listen backlog", "net.ipv4.tcp_abort_on_overflow"),
 }
-# Words that mark evidence or a log line as naming a configuration knob.
-KNOB_WORDS = (
-    "timeout",
-    "keepalive",
-    "keep-alive",
-    "linger",
-    "somaxconn",
-    "backlog",
-    "sysctl",
-    "knob",
-    "config",
-)
 
 
 def fmt_ts(ts: float | None, *, date: bool = True) -> str:
@@ -272,16 +282,14 @@ class CheckItem:
     details: list[str] = field(default_factory=list)  # supporting lines (hostile text: escape on output)
 
 
-def _mentions(text: str, words: tuple[str, ...]) -> bool:
-    low = text.lower()
-    return any(w in low for w in words)
-
-
-def _evidence_lines(analysis: Analysis, words: tuple[str, ...], limit: int = 8) -> list[str]:
+def _evidence_lines(
+    analysis: Analysis, pattern: re.Pattern[str], codes: tuple[str, ...] = (), limit: int = 8
+) -> list[str]:
+    """Evidence with one of these codes, or whose text matches the pattern, as 'R1: text' lines."""
     out: list[str] = []
     for r in analysis.resets:
         for e in r.evidence:
-            if not e.missing and _mentions(f"{e.code} {e.text}", words):
+            if not e.missing and (e.code in codes or pattern.search(e.text)):
                 out.append(f"{r.id}: {e.text}")
                 if len(out) >= limit:
                     return out
@@ -291,18 +299,33 @@ def _evidence_lines(analysis: Analysis, words: tuple[str, ...], limit: int = 8) 
 def _log_lines(
     analysis: Analysis,
     kinds: tuple[str, ...],
-    words: tuple[str, ...] = (),
+    events: frozenset[str] = frozenset(),
+    pattern: re.Pattern[str] | None = None,
     limit: int = 8,
     tied_only: bool = False,
 ) -> list[str]:
+    """Log lines of these kinds (with one of these events, or text matching the pattern, when given)."""
     out: list[str] = []
     for line, rid in all_logs(analysis):
-        if tied_only and rid is None:
+        if (tied_only and rid is None) or line.kind not in kinds:
             continue
-        if line.kind in kinds and (not words or _mentions(f"{line.event} {line.text}", words)):
-            out.append(f"{rid + ': ' if rid else ''}{line.path}:{line.line}: {line.text}")
-            if len(out) >= limit:
-                break
+        if (events or pattern) and not (line.event in events or (pattern and pattern.search(line.text))):
+            continue
+        out.append(f"{rid + ': ' if rid else ''}{line.path}:{line.line}: {line.text}")
+        if len(out) >= limit:
+            break
+    return out
+
+
+def _snapshot_sysctls(analysis: Analysis) -> list[tuple[str, str, str]]:
+    """(host, sysctl, value) recorded by host snapshots (log sources of kind 'host')."""
+    out: list[tuple[str, str, str]] = []
+    for src in analysis.log_sources:
+        summary = src.get("summary")
+        sysctl = summary.get("sysctl") if isinstance(summary, dict) else None
+        if src.get("kind") == "host" and isinstance(sysctl, dict):
+            host = str(src.get("host") or src.get("path", ""))
+            out += [(host, str(k), str(v)) for k, v in sysctl.items()]
     return out
 
 
@@ -350,7 +373,7 @@ def checklist(analysis: Analysis, snippets: dict[tuple[str, str], str] | None = 
                     f"{s.vantage} {endpoint(s.src, s.sport)} -> {endpoint(s.dst, s.dport)}" for s in r.seen_at
                 )
             )
-    nat_evidence = _evidence_lines(analysis, ("nat", "translat", "stitch"))
+    nat_evidence = _evidence_lines(analysis, NAT_RE, NAT_CODES)
     if not resets:
         items.append(CheckItem("tuples", "4-tuples and NAT mapping", NONE_FOUND, "No reset to show."))
     else:
@@ -408,8 +431,8 @@ def checklist(analysis: Analysis, snippets: dict[tuple[str, str], str] | None = 
         )
 
     # 4. restart / overload evidence
-    restart = _log_lines(analysis, HOST_LOG_KINDS, RESTART_WORDS) + _evidence_lines(
-        analysis, ("restart", "oom", "overflow", "backlog", "killed")
+    restart = _log_lines(analysis, HOST_LOG_KINDS, RESTART_EVENTS, RESTART_RE) + _evidence_lines(
+        analysis, RESTART_RE
     )
     if restart:
         items.append(CheckItem("restart", "restart or overload evidence", PRESENT, "Found:", restart))
@@ -433,8 +456,10 @@ def checklist(analysis: Analysis, snippets: dict[tuple[str, str], str] | None = 
         )
 
     # 5. conntrack and port-range state
-    state = _log_lines(analysis, (*HOST_LOG_KINDS, "conntrack"), STATE_WORDS) + _evidence_lines(
-        analysis, ("conntrack", "port_range", "port range", "ip_local_port_range")
+    sysctls = _snapshot_sysctls(analysis)
+    state = [f"{host}: {key} = {value}" for host, key, value in sysctls if key in STATE_SYSCTLS]
+    state += _log_lines(analysis, HOST_LOG_KINDS, STATE_EVENTS, STATE_RE) + _evidence_lines(
+        analysis, STATE_RE
     )
     if state:
         items.append(CheckItem("conntrack", "conntrack and port-range state", PRESENT, "Found:", state))
@@ -450,7 +475,10 @@ def checklist(analysis: Analysis, snippets: dict[tuple[str, str], str] | None = 
         )
 
     # 6. configuration knobs implicated
-    knobs = _evidence_lines(analysis, KNOB_WORDS)
+    knobs = [
+        f"{host}: {key} = {value}" for host, key, value in sysctls if KNOB_SYSCTLS.get(key) == value.strip()
+    ]
+    knobs += _log_lines(analysis, HOST_LOG_KINDS, KNOB_EVENTS) + _evidence_lines(analysis, KNOB_RE)
     causes = Counter(r.cause for r in resets if r.cause in CAUSE_KNOBS)
     if knobs:
         items.append(
