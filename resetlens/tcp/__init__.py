@@ -64,7 +64,7 @@ def analyze_vantage(chunks: Iterable[Any], vantage: str) -> VantageResult:
             gc.enable()
     resets = []
     for snap in out.snapshots:
-        uid = tracker.uid(snap.conn.idx)
+        uid = tracker.uid(snap.conn_idx)
         frame = int(snap.row["frame"])
         resets.append(build_record(vantage, snap, uid, out.flows.get(uid), segments.get(frame)))
     return VantageResult(

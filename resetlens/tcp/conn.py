@@ -55,6 +55,7 @@ T_DELETE = 3  # close complete: remove
 T_RESET = 4  # RST after FIN: remove
 
 _NEVER = float("inf")
+MAX_BLOCKS = 8  # out-of-order data blocks remembered per direction for gap detection
 _RSTOS0 = re.compile(r"\^?S[^HAFGIQ]*R.*")  # Zeek's conn_state() test for RSTOS0 (whole-string match)
 _MASK32 = 0xFFFFFFFF
 _CONTROL = SYN | FIN | RST | ACK  # flags that decide whether the fast path applies
@@ -659,7 +660,7 @@ def _data_sent(ep: Endpoint, rel: int, plen: int) -> None:
     if rel <= ep.reassem:
         ep.reassem = end
         _absorb(ep)
-    elif len(ep.blocks) < 64:
+    elif len(ep.blocks) < MAX_BLOCKS:
         ep.blocks.append((rel, end))
 
 

@@ -248,7 +248,7 @@ def build_record(
         sport=int(row["sport"]),
         dst=halves_to_addr(row["dst_hi"], row["dst_lo"]),
         dport=int(row["dport"]),
-        sent_by="orig" if snap.sender.is_orig else "resp",
+        sent_by="orig" if snap.sent_by_orig else "resp",
         flags=flag_letters(flags),
         rst_ack=has_ack,
         seq=seq,

@@ -29,9 +29,7 @@ COMPACT_ROWS = 300_000  # compact the retained rows when this many are pending
 class RstSnapshot:
     """The receiver's and sender's TCP state just before a RST segment (filled in the packet loop)."""
 
-    conn: Conn
-    sender: Endpoint
-    receiver: Endpoint
+    conn_idx: int  # the connection's creation index (uid number - 1)
     row: np.void  # the RST's packet-table row
     ordinal: int  # index of the RST among its connection's packets
     sender_state: int  # Zeek endpoint state before the RST
@@ -43,6 +41,7 @@ class RstSnapshot:
     window_scaled: bool  # both SYNs offered window scaling (scale factor not in the table)
     prev_ts: float | None  # time of the connection's previous packet
     history_before: str
+    sent_by_orig: bool = False  # the sender is the connection's originator (resolved when it ends)
 
 
 @dataclass
@@ -66,6 +65,7 @@ class VantageTracker:
         self.first_rst: list[int] = []  # ordinal of the connection's first RST, -1 none
         self.rows_of: list[Connection | None] = []  # finalised Connection rows by idx
         self.snapshots: list[RstSnapshot] = []
+        self.snap_sender: list[Endpoint] = []  # the sender endpoint of each snapshot (roles may flip later)
         self.pending: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
         self.pending_rows = 0
         self.compact_at = COMPACT_ROWS
@@ -84,7 +84,8 @@ class VantageTracker:
         cid = np.empty(n, dtype=np.int32)
         ordn = np.empty(n, dtype=np.int32)
         anchor = np.zeros(n, dtype=bool)
-        keys, first = _keys(table)
+        ukeys, inv, first = _keys(table)
+        keys = [ukeys[j] for j in inv.tolist()]
         col = {
             name: table[name].tolist()
             for name in (
@@ -169,11 +170,10 @@ class VantageTracker:
         if self.first_rst[c.idx] < 0:
             self.first_rst[c.idx] = c.npkts
         c.rst_count += 1
+        self.snap_sender.append(ep)
         self.snapshots.append(
             RstSnapshot(
-                conn=c,
-                sender=ep,
-                receiver=peer,
+                conn_idx=c.idx,
                 row=row.copy(),
                 ordinal=c.npkts,
                 sender_state=ep.state,
@@ -261,16 +261,30 @@ class VantageTracker:
         self.pending_rows = len(kept[0])
         self.compact_at = max(COMPACT_ROWS, 2 * self.pending_rows)
 
+    def _conn_arrays(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Per connection idx: packets so far, ordinal of the first RST (-1 none), ended."""
+        total = np.array(
+            [o.npkts if o is not None else n for o, n in zip(self.objs, self.final_n, strict=True)],
+            dtype=np.int64,
+        )
+        fro = np.array(self.first_rst, dtype=np.int64)
+        dead = np.array([o is None for o in self.objs], dtype=bool)
+        return total, fro, dead
+
     # -- end -------------------------------------------------------------------------------------
     def finish(self) -> TrackerOutput:
         for c in list(self.live.values()):
             self._finalise(c)
+        for snap, ep in zip(self.snapshots, self.snap_sender, strict=True):
+            snap.sent_by_orig = ep.is_orig
+        return self._output([r for r in self.rows_of if r is not None])
+
+    def _output(self, connections: list[Connection]) -> TrackerOutput:
         self._compact()
-        connections = [r for r in self.rows_of if r is not None]
         flows: dict[str, np.ndarray] = {}
         if self.pending:
             rows, cid, _ordn = self.pending[0]
-            fro = np.array(self.first_rst, dtype=np.int64)
+            fro = self._conn_arrays()[1]
             sel = fro[cid] >= 0 if len(cid) else np.zeros(0, dtype=bool)
             rows, cid = rows[sel], cid[sel]
             order = np.argsort(cid, kind="stable")
@@ -292,8 +306,9 @@ class VantageTracker:
 __all__ = ["RstSnapshot", "TrackerOutput", "VantageTracker"]
 
 
-def _keys(table: np.ndarray) -> tuple[list[tuple], np.ndarray]:
-    """Per row: the exact 4-tuple key ((hi, lo, port) lower endpoint first) and whether src is first."""
+def _keys(table: np.ndarray) -> tuple[list[tuple], np.ndarray, np.ndarray]:
+    """The chunk's distinct exact 4-tuple keys ((hi, lo, port), lower endpoint first), each row's index
+    into them, and per row whether src is the key's first endpoint."""
     sh, sl, sp = table["src_hi"], table["src_lo"], table["sport"]
     dh, dl, dp = table["dst_hi"], table["dst_lo"], table["dport"]
     first = (sh < dh) | ((sh == dh) & ((sl < dl) | ((sl == dl) & (sp <= dp))))
@@ -307,7 +322,10 @@ def _keys(table: np.ndarray) -> tuple[list[tuple], np.ndarray]:
     )  # fmt: skip
     if not exact.all():  # a 64-bit hash collision inside this chunk: build every key exactly
         cols = zip(h1.tolist(), l1.tolist(), p1.tolist(), h2.tolist(), l2.tolist(), p2.tolist(), strict=True)
-        return [((a, b, c), (d, e, f)) for a, b, c, d, e, f in cols], first
+        all_keys = [((a, b, c), (d, e, f)) for a, b, c, d, e, f in cols]
+        index: dict[tuple, int] = {}
+        inv = np.array([index.setdefault(k, len(index)) for k in all_keys], dtype=np.int64)
+        return list(index), inv, first
     ukeys = [
         ((a, b, c), (d, e, f))
         for a, b, c, d, e, f in zip(
@@ -315,4 +333,4 @@ def _keys(table: np.ndarray) -> tuple[list[tuple], np.ndarray]:
             p2[idx].tolist(), strict=True,
         )
     ]  # fmt: skip
-    return [ukeys[j] for j in inv.tolist()], first
+    return ukeys, inv.astype(np.int64), first
