@@ -97,10 +97,18 @@ def test_snippets_from_pcapng(tmp_path: Path) -> None:
     ]
 
 
-def test_vantage_without_capture_or_frames_gets_none(analysis: Analysis, tmp_path: Path) -> None:
+def test_vantage_without_capture_gets_none(analysis: Analysis, tmp_path: Path) -> None:
     assert write_snippets(analysis, tmp_path / "none", {}) == {}
     assert not (tmp_path / "none").exists()
     assert set(write_snippets(analysis, tmp_path / "one", {"server": SERVER})) == {("R2", "server")}
+
+
+def test_without_flow_frames_the_rst_alone(analysis: Analysis, tmp_path: Path) -> None:
+    s = analysis.resets[0].seen_at[0]
+    s.flow_frames = []
+    written = write_snippets(analysis, tmp_path, {"client": CLIENT})
+    original = {n: buf for n, _, buf in frames_of(CLIENT)}
+    assert [buf for _, _, buf in frames_of(tmp_path / written[("R1", "client")])] == [original[s.frame]]
 
 
 def test_unreadable_capture_is_resetlens_error(analysis: Analysis, tmp_path: Path) -> None:

@@ -12,7 +12,7 @@ import os
 from pathlib import Path
 
 from resetlens.errors import ResetlensError
-from resetlens.model import Analysis
+from resetlens.model import Analysis, Sighting
 
 # Longest readable part of a snippet file name (vantage names can be long).
 NAME_PART_MAX = 40
@@ -29,6 +29,11 @@ def _safe(part: str) -> str:
 def snippet_name(reset_id: str, vantage: str) -> str:
     """File name of the snippet of one reset's flow at one vantage (no path separators, no dots first)."""
     return f"{_safe(reset_id)}--{_safe(vantage)}.pcap"
+
+
+def _frames(s: Sighting) -> list[int]:
+    """The flow's frames at this vantage, always with the RST itself (frame numbers are 1-based)."""
+    return sorted(f for f in {*s.flow_frames, s.frame} if isinstance(f, int) and f > 0)
 
 
 def capture_paths(analysis: Analysis, base: str | os.PathLike[str] | None = None) -> dict[str, Path]:
@@ -50,8 +55,9 @@ def write_snippets(
 ) -> dict[tuple[str, str], str]:
     """Cut each reset's flow frames out of each vantage's capture into out_dir.
 
-    Returns {(reset_id, vantage): path relative to out_dir}.  A vantage without a capture path or
-    without flow frames gets no snippet; a capture that cannot be read again is a ResetlensError.
+    Returns {(reset_id, vantage): path relative to out_dir}.  Each snippet holds the sighting's
+    flow_frames and the RST frame itself; a vantage without a capture path gets none; a capture that
+    cannot be read again is a ResetlensError.
     """
     from resetlens.capture import extract_frames, write_pcap  # the capture readers' cutter
 
@@ -59,8 +65,8 @@ def write_snippets(
     wanted: dict[str, set[int]] = {}
     for r in analysis.resets:
         for s in r.seen_at:
-            if s.vantage in capture_paths and s.flow_frames:
-                wanted.setdefault(s.vantage, set()).update(s.flow_frames)
+            if s.vantage in capture_paths and _frames(s):
+                wanted.setdefault(s.vantage, set()).update(_frames(s))
     if not wanted:
         return {}
     try:
@@ -73,9 +79,9 @@ def write_snippets(
         by_frame = {f.frame: f for f in extract_frames(capture_paths[vantage], frames)}
         for r in analysis.resets:
             for s in r.seen_at:
-                if s.vantage != vantage or not s.flow_frames:
+                if s.vantage != vantage:
                     continue
-                frames_here = [by_frame[f] for f in sorted(set(s.flow_frames)) if f in by_frame]
+                frames_here = [by_frame[f] for f in _frames(s) if f in by_frame]
                 if not frames_here:
                     continue
                 name = snippet_name(r.id, vantage)
