@@ -22,7 +22,7 @@ import numpy as np
 
 from resetlens.blame import catalog as cat
 from resetlens.blame.story import IDLE_GAP, Story, tell
-from resetlens.capture.table import CSUM_BAD, DIR_IN, DIR_OUT, addr_to_halves
+from resetlens.capture.table import DIR_IN, DIR_OUT, addr_to_halves
 from resetlens.model import Analysis, Evidence, Host, Incident, Reset, Sender, Sighting
 from resetlens.vantage.roles import INITIAL_TTLS, HostMap, sender_role
 
@@ -349,6 +349,26 @@ def _origin(case: Case, reset: Reset) -> Origin:
             )
         )
 
+    if not forged and claimed is not None and claimed.role == "firewall":
+        # A firewall answering for an address it holds (its NAT address) is still not an endpoint of the
+        # connection: the reset is the box's, not the peer's.
+        forged, injector = True, claimed
+        strength = max(strength, PROOF_PRESENCE if seen_there else PROOF_TTL)
+        ev.append(
+            Evidence(
+                "injector_fingerprint",
+                cat.evidence_text(
+                    "injector_fingerprint",
+                    {
+                        "what": f"source {claimed_addr} belongs to {claimed.name} (a firewall/NAT), not to an endpoint of "
+                        "the connection"
+                    },
+                ),
+                reset.seen_at[0].vantage,
+                reset.seen_at[0].frame,
+                0.8,
+            )
+        )
     if forged:
         sender = injector if injector is not None else _lone_middlebox(case)
     if not sender_vantages:
@@ -399,12 +419,21 @@ class CauseFinding:
     facts: dict[str, Any]
     evidence: list[Evidence]
     missing: str = ""
+    story: Story | None = None  # the packet story the finding was read from
 
 
 def _cause(case: Case, reset: Reset, origin: Origin) -> CauseFinding:
     by_v = {s.vantage: s for s in reset.seen_at}
     s = by_v.get(origin.best_vantage or "") or (reset.seen_at[0] if reset.seen_at else None)
     st = _story(case, reset, s.vantage, s) if s else None
+    finding = _cause_from_story(case, reset, origin, s, st)
+    finding.story = st
+    return finding
+
+
+def _cause_from_story(
+    case: Case, reset: Reset, origin: Origin, s: Sighting | None, st: Story | None
+) -> CauseFinding:
     sender_name = (
         origin.sender.name if origin.sender else (origin.claimed.name if origin.claimed else reset.src)
     )
@@ -541,9 +570,22 @@ def _cause(case: Case, reset: Reset, origin: Origin) -> CauseFinding:
                     0.6,
                 )
             )
-            if st.answers == "data" and st.peer_idle_before_trigger >= IDLE_GAP:
+            if st.answers == "data" and not st.sender_is_orig and st.peer_idle_before_trigger >= IDLE_GAP:
+                # The originator (a client or proxy pool) reused a connection the server had closed.
                 facts["idle"] = _human(st.peer_idle_before_trigger)
                 return CauseFinding("stale_reuse", "kernel", 0.85, facts, ev)
+            if st.sender_is_orig and st.answers == "data":
+                # The originator gave up and closed (client abort, proxy timeout); the late response
+                # found no socket. Logs tell which: a proxy's timeout line turns this into `timeout`.
+                facts["how"] = "it had given up and closed its side; the late response found no socket"
+                return CauseFinding(
+                    "abortive_close",
+                    "kernel",
+                    0.6,
+                    facts,
+                    ev,
+                    "why the originator closed first (proxy or client logs)",
+                )
             facts["how"] = "it had closed its side; the peer's late segment found no socket"
             return CauseFinding(
                 "abortive_close",
@@ -574,6 +616,21 @@ def _cause(case: Case, reset: Reset, origin: Origin) -> CauseFinding:
             )
         )
         role = origin.sender.role if origin.sender else "unknown"
+        if (
+            not st.sender_is_orig
+            and st.established
+            and not st.peer_data_before
+            and not st.sender_data_before
+            and st.since_handshake is not None
+            and st.since_handshake < 0.2
+            and role in ("proxy", "server")
+        ):
+            # Accepted, then reset at once with nothing said: a connection-level rule (tcp-request reject, ACL).
+            facts.update(
+                how=f"reset {_human(st.since_handshake)} after the handshake, before any data",
+                rule="a connection-level reject rule",
+            )
+            return CauseFinding("policy_reject", "application", 0.7, facts, ev)
         if st.gap_before >= IDLE_GAP and role == "proxy":
             waiting = "the upstream's response" if st.peer_data_before else "the client"
             ev.append(
@@ -625,6 +682,27 @@ def _cause(case: Case, reset: Reset, origin: Origin) -> CauseFinding:
     )
 
 
+# Reject rules in a firewall ruleset, by what they react to.
+RULE_STATE = ("ct state invalid",)  # a packet of a flow the box has no state for
+RULE_LIMITS = ("limit rate", "quota", "ct count", "meter", "over ")  # rate, byte and connection limits
+
+
+def _fired_rules(case: Case, host: Host | None) -> list[dict[str, Any]]:
+    """Reject-with-reset rules of `host` whose counters moved between the snapshots (or counted at all)."""
+    snaps = case.facts.get("snapshots") or {}
+    hs = snaps.get(host.name) if host else None
+    if hs is None or hs.after is None:
+        return []
+    before = {r["rule"]: r.get("packets") for r in (hs.before.rejects if hs.before else [])}
+    fired = []
+    for rule in hs.after.rejects:
+        n, prior = rule.get("packets"), before.get(rule["rule"])
+        moved = (n or 0) - (prior or 0) if isinstance(prior, int) else (n or 0)
+        if moved > 0:
+            fired.append(rule)
+    return fired
+
+
 def _cause_injected(
     case: Case,
     reset: Reset,
@@ -637,14 +715,32 @@ def _cause_injected(
 ) -> CauseFinding:
     box = origin.sender.name if origin.sender else "a middlebox on the path"
     facts.update(sender_host=box, sender_role="middlebox")
+    rules = _fired_rules(case, origin.sender)
+    state_rules = [r for r in rules if any(k in r["rule"] for k in RULE_STATE)]
+    other_rules = [r for r in rules if r not in state_rules]
+    for r in rules[:3]:
+        ev.append(
+            Evidence(
+                "host_state",
+                cat.evidence_text(
+                    "host_state", {"host": box, "what": f"rule hit between the snapshots: {r['rule']}"}
+                ),
+                None,
+                None,
+                0.6,
+            )
+        )
+    if state_rules and not other_rules:
+        facts["how"] = f"a segment of a flow it had no state for hit `{state_rules[0]['rule']}`"
+        return CauseFinding("state_lost", "injected", 0.8, facts, ev)
     if st.answers in ("syn", "ack") and not st.peer_data_before:
         facts.update(
             how="connection attempt reset by a firewall rule (rate limit or ACL)",
-            rule="reject with tcp reset",
+            rule=other_rules[0]["rule"] if other_rules else "reject with tcp reset",
         )
-        return CauseFinding("policy_reject", "injected", 0.8, facts, ev)
+        return CauseFinding("policy_reject", "injected", 0.85 if other_rules else 0.75, facts, ev)
     if st.peer_data_before or st.sender_data_before:
-        if st.gap_before >= IDLE_GAP and st.answers in ("data", "ack"):
+        if not other_rules and st.gap_before >= IDLE_GAP and st.answers in ("data", "ack", "fin"):
             facts["how"] = (
                 f"a segment after {_human(st.peer_idle_before_trigger)} idle found no NAT/conntrack entry"
             )
@@ -654,13 +750,14 @@ def _cause_injected(
                 0.6,
                 facts,
                 ev,
-                "conntrack statistics or the firewall's ruleset (did it lose the entry, or match a rule?)",
+                "conntrack statistics or the firewall's ruleset (lost entry, or a rule?)",
             )
         facts.update(
-            how="mid-stream, after content passed (DPI, WAF or byte limit)", rule="content or quota rule"
+            how="mid-stream, after content passed (DPI, WAF or byte limit)",
+            rule=other_rules[0]["rule"] if other_rules else "a content or quota rule",
         )
-        return CauseFinding("policy_reject", "injected", 0.7, facts, ev)
-    facts.update(how="forged reset", rule="?")
+        return CauseFinding("policy_reject", "injected", 0.8 if other_rules else 0.7, facts, ev)
+    facts.update(how="forged reset", rule=other_rules[0]["rule"] if other_rules else "?")
     return CauseFinding("policy_reject", "injected", 0.5, facts, ev, "the firewall's ruleset and logs")
 
 
@@ -753,19 +850,23 @@ def _human(seconds: float | None) -> str:
 # ---------------------------------------------------------------------------------------------
 
 
-def _effective(reset: Reset) -> tuple[bool, str]:
-    for s in reset.seen_at:
-        if s.context.get("checksum") == "bad" or s.context.get("csum") == CSUM_BAD:
-            # On the sender's own capture a bad checksum is usually offload, so require it everywhere.
-            if all(x.context.get("checksum") == "bad" for x in reset.seen_at) and len(reset.seen_at) > 1:
-                return False, "bad TCP checksum at every vantage"
+def _effective(reset: Reset, story: Story | None) -> tuple[bool, str]:
+    """A RST the receiver could not have accepted: a bad checksum everywhere it was seen (offload makes
+    checksums look bad on captures taken on the sending host or a veth, so that alone proves nothing)
+    and the receiver carrying on with data as if nothing happened."""
+    bad = [s for s in reset.seen_at if s.context.get("checksum") == "bad"]
+    if bad and len(bad) == len(reset.seen_at) and story is not None and story.peer_data_after:
+        return (
+            False,
+            f"bad TCP checksum, and the receiver kept sending data (frame {story.peer_data_after[0]})",
+        )
     return True, ""
 
 
 def _verdict(case: Case, reset: Reset) -> None:
     origin = _origin(case, reset)
-    effective, why = _effective(reset)
     finding = _cause(case, reset, origin)
+    effective, why = _effective(reset, finding.story)
     if reset.logs:
         role = "middlebox" if origin.forged else sender_role(origin.claimed)
         finding = _apply_logs(reset, role, finding)

@@ -56,6 +56,7 @@ class Story:
     sender_after: list[int] = field(default_factory=list)  # frames the sender sent after the RST (race)
     sender_data_after: list[int] = field(default_factory=list)  # of those, frames carrying data
     peer_after: list[int] = field(default_factory=list)  # frames the peer sent after the RST
+    peer_data_after: list[int] = field(default_factory=list)  # of those, frames carrying data
     rst_burst: int = 1  # RSTs from the same sender within 1 s, this one included
     burst_seq_changes: bool = False  # those RSTs carry different sequence numbers
     rst_ts: float = 0.0
@@ -155,6 +156,7 @@ def tell(
     s_after = np.flatnonzero(from_sender & after & ((flags & RST) == 0))
     s_data_after = np.flatnonzero(from_sender & after & (plen > 0) & ((flags & RST) == 0))
     p_after = np.flatnonzero(~from_sender & after)
+    p_data_after = np.flatnonzero(~from_sender & after & (plen > 0) & ((flags & RST) == 0))
     burst = np.flatnonzero(from_sender & ((flags & RST) != 0) & (np.abs(flow["ts"] - rst["ts"]) <= 1.0))
     seq_changes = len(np.unique(flow["seq"][burst])) > 1 if len(burst) > 1 else False
 
@@ -186,6 +188,7 @@ def tell(
         sender_after=[int(f) for f in flow["frame"][s_after][:20]],
         sender_data_after=[int(f) for f in flow["frame"][s_data_after][:20]],
         peer_after=[int(f) for f in flow["frame"][p_after][:20]],
+        peer_data_after=[int(f) for f in flow["frame"][p_data_after][:20]],
         rst_burst=len(burst),
         burst_seq_changes=bool(seq_changes),
         rst_ts=float(rst["ts"]),
