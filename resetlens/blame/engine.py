@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from resetlens.blame import catalog as cat
-from resetlens.blame.story import IDLE_GAP, Story, tell
+from resetlens.blame.story import IDLE_GAP, TLS_HANDSHAKE_HEAD, Story, is_tls_record, tell
 from resetlens.capture.table import DIR_IN, DIR_OUT, addr_to_halves
 from resetlens.model import Analysis, Evidence, Host, Incident, Reset, Sender, Sighting
 from resetlens.vantage.roles import INITIAL_TTLS, HostMap, sender_role
@@ -536,6 +536,33 @@ def _cause_from_story(
         )
         facts.update(trigger="ClientHello", how="no response, connection reset")
         return CauseFinding("tls_handshake", "application" if st.rst_ack else "kernel", 0.8, facts, ev)
+
+    # TLS spoken to a plain-text port: the client's ClientHello drew plain text back, and it gave up.
+    if (
+        st.sender_is_orig
+        and (st.sender_first_head >> 16) == TLS_HANDSHAKE_HEAD
+        and st.peer_first_head
+        and not is_tls_record(st.peer_first_head)
+    ):
+        ev.append(
+            Evidence(
+                "after_client_hello",
+                cat.evidence_text(
+                    "after_client_hello",
+                    {"peer": sender_name, "frame": "?", "ms": round(st.gap_before * 1000, 1)},
+                ),
+                v,
+                f,
+                0.7,
+            )
+        )
+        facts.update(
+            trigger="server's non-TLS answer",
+            how="TLS ClientHello answered with plain text",
+            peer=sender_name,
+            sender_host=sender_name,
+        )
+        return CauseFinding("tls_handshake", "application" if st.rst_ack else "kernel", 0.75, facts, ev)
 
     # A kernel reply for a segment with no socket behind it (seq = the segment's ack, no ACK flag).
     if not st.rst_ack and st.answers in ("data", "ack", "fin") and st.reply_exact:

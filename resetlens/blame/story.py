@@ -50,6 +50,7 @@ class Story:
     peer_first_head: int  # first 4 payload bytes the peer sent (0 if none)
     peer_sent_tls_hello: bool  # the peer's first payload is a TLS handshake record
     peer_sent_http: bool  # the peer's first payload starts like an HTTP request
+    sender_first_head: int  # first 4 payload bytes the sender sent (0 if none)
     sender_ttl_baseline: int | None  # most common TTL of the sender's earlier packets here
     sender_ipid_prev: int | None  # IP ID of the sender's last packet before the RST
     sender_used_ts: bool  # the sender's earlier packets carried TCP timestamps
@@ -61,6 +62,11 @@ class Story:
     burst_seq_changes: bool = False  # those RSTs carry different sequence numbers
     rst_ts: float = 0.0
     packets: int = 0
+
+
+def is_tls_record(head: int) -> bool:
+    """First payload bytes of a TLS record: content type 20-23, version major 3."""
+    return 20 <= (head >> 24) <= 23 and ((head >> 16) & 0xFF) == 3
 
 
 def tell(
@@ -144,6 +150,8 @@ def tell(
     data_peer = np.flatnonzero(p_before & (plen > 0))
     since_req = float(rst["ts"] - flow["ts"][data_peer[-1]]) if len(data_peer) else None
     first_head = int(flow["head"][data_peer[0]]) if len(data_peer) else 0
+    data_sender = np.flatnonzero(s_before & (plen > 0))
+    sender_head = int(flow["head"][data_sender[0]]) if len(data_sender) else 0
 
     s_rows = np.flatnonzero(s_before & ((flags & RST) == 0))
     ttl_base = None
@@ -182,6 +190,7 @@ def tell(
         peer_first_head=first_head,
         peer_sent_tls_hello=(first_head >> 16) == TLS_HANDSHAKE_HEAD,
         peer_sent_http=first_head in HTTP_HEADS,
+        sender_first_head=sender_head,
         sender_ttl_baseline=ttl_base,
         sender_ipid_prev=ipid_prev,
         sender_used_ts=used_ts,
