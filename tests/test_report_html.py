@@ -153,6 +153,9 @@ def test_timeline_one_mark_per_sighting_and_lanes() -> None:
     assert "logs/app-journal.json" in labels  # the lane title holds the full path
     logs = [attrs for t, attrs in page.tags if "log-mark" in (attrs.get("class") or "")]
     assert len(logs) == 6
+    # R1 is absent from proxy-front's capture (the claimed sender's): drawn there as a gap
+    gaps = [attrs for t, attrs in page.tags if "rst-absent" in (attrs.get("class") or "")]
+    assert [(g["data-reset-id"], g["data-vantage"]) for g in gaps] == [("R1", "proxy-front")]
 
 
 def test_sections_in_order_and_checklist() -> None:

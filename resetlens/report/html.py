@@ -51,6 +51,9 @@ TITLE_MAX = 300  # characters of a tooltip
 SNIPPET_EMBED_MAX = 64 * 1024  # a pcap snippet up to this size is embedded as a data: link
 SNIPPET_EMBED_BUDGET = 1024 * 1024  # total bytes of embedded snippets per report
 
+# Evidence codes (blame.catalog) saying a capture that should hold the reset does not: drawn as gaps.
+ABSENCE_CODES = ("absent_at_sender",)
+
 # Timeline geometry (SVG user units).
 TL_LABEL_W = 190  # lane label column
 TL_PLOT_W = 880  # plot area
@@ -97,6 +100,7 @@ class Timeline:
     t1: float
     lanes: list[Lane]
     marks: list[Mark]
+    absent: list[Mark]  # where the evidence says the reset should have been captured and was not
     links: list[tuple[Reset, str]]  # (reset, SVG points)
     logs: list[LogMark]
     ticks: list[tuple[float, str]]  # (x, label)
@@ -211,6 +215,7 @@ def timeline(analysis: Analysis, detailed: set[str]) -> Timeline | None:
         return round((ts - t0) * scale, 2)
 
     marks: list[Mark] = []
+    absent: list[Mark] = []
     links: list[tuple[Reset, str]] = []
     for r in resets:
         points = []
@@ -228,6 +233,18 @@ def timeline(analysis: Analysis, detailed: set[str]) -> Timeline | None:
             points.append(f"{x_of(s.ts)},{y}")
         if len(points) > 1:
             links.append((r, " ".join(points)))
+        seen = {s.vantage for s in r.seen_at}
+        for e in r.evidence:
+            lane_key = ("capture", e.vantage or "")
+            if (
+                e.code in ABSENCE_CODES
+                and e.vantage not in seen
+                and lane_key in lanes_by_key
+                and math.isfinite(r.ts)
+            ):
+                gap = Sighting(e.vantage or "", r.ts, 0, 0, None)
+                title = _clip(f"{r.id} NOT captured at {e.vantage}: {e.text}", TITLE_MAX)
+                absent.append(Mark(x_of(r.ts), lanes_by_key[lane_key].y, r, gap, title))
     log_marks = []
     for x, rid in logs:
         ln = lanes_by_key[("log", x.path)]
@@ -251,6 +268,7 @@ def timeline(analysis: Analysis, detailed: set[str]) -> Timeline | None:
         t1=t1,
         lanes=ordered,
         marks=marks,
+        absent=absent,
         links=links,
         logs=log_marks,
         ticks=ticks,
