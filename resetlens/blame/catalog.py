@@ -231,7 +231,8 @@ FORWARDED = evidence_kind(
     "{host}'s capture ({vantage}) shows it arriving and leaving again (frames {frames}): {host} forwarded it.",
 )
 TTL_MATCHES = evidence_kind(
-    "ttl_matches", "TTL {ttl} at {vantage} equals {claimed}'s other packets there: consistent with {claimed}."
+    "ttl_matches",
+    "TTL {ttl} at {vantage} equals that of {claimed}'s earlier packets there: consistent with {claimed}.",
 )
 TTL_MISMATCH = evidence_kind(
     "ttl_mismatch",

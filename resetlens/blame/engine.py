@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from resetlens.blame import catalog as cat
-from resetlens.blame.story import IDLE_GAP, TLS_HANDSHAKE_HEAD, Story, is_tls_record, tell
+from resetlens.blame.story import IDLE_GAP, TLS_HANDSHAKE_HEAD, Story, is_tls_record, round_timeout, tell
 from resetlens.capture.table import DIR_IN, DIR_OUT, addr_to_halves
 from resetlens.model import Analysis, Evidence, Host, Incident, Reset, Sender, Sighting
 from resetlens.vantage.roles import INITIAL_TTLS, HostMap, sender_role
@@ -601,6 +601,30 @@ def _cause_from_story(
                 # The originator (a client or proxy pool) reused a connection the server had closed.
                 facts["idle"] = _human(st.peer_idle_before_trigger)
                 return CauseFinding("stale_reuse", "kernel", 0.85, facts, ev)
+            if st.sender_is_orig and st.answers == "data" and round_timeout(st.sender_fin_delay):
+                # It closed exactly a round time after its request: a timer (proxy_read_timeout, client timeout).
+                ev.append(
+                    Evidence(
+                        "after_idle",
+                        cat.evidence_text(
+                            "after_idle",
+                            {
+                                "idle": _human(st.sender_fin_delay),
+                                "waiting": "a response, then closed with FIN",
+                            },
+                        ),
+                        v,
+                        f,
+                        0.6,
+                    )
+                )
+                facts.update(
+                    idle=_human(st.sender_fin_delay),
+                    knob="proxy_read_timeout / timeout server / client timeout",
+                )
+                return CauseFinding(
+                    "timeout", "kernel", 0.7, facts, ev, "the proxy's or client's log line for the timeout"
+                )
             if st.sender_is_orig and st.answers == "data":
                 # The originator gave up and closed (client abort, proxy timeout); the late response
                 # found no socket. Logs tell which: a proxy's timeout line turns this into `timeout`.
@@ -826,6 +850,8 @@ def _apply_logs(reset: Reset, role: str, finding: CauseFinding) -> CauseFinding:
         summary = line.text if len(line.text) <= 160 else line.text[:157] + "..."
         facts = {"kind": line.kind, "path": line.path, "line": line.line, "summary": summary}
         mapped = LOG_CAUSE.get(line.event)
+        if line.event == "nft_reject_rule" and any(k in line.text for k in RULE_STATE):
+            mapped = ("state_lost", ("middlebox",))  # a reject of INVALID packets: the box had lost the flow
         if mapped and (mapped[1] is None or role in mapped[1]):
             code = mapped[0]
             finding.evidence.append(

@@ -51,6 +51,7 @@ class Story:
     peer_sent_tls_hello: bool  # the peer's first payload is a TLS handshake record
     peer_sent_http: bool  # the peer's first payload starts like an HTTP request
     sender_first_head: int  # first 4 payload bytes the sender sent (0 if none)
+    sender_fin_delay: float | None  # seconds from the sender's last data to its FIN (how long it waited)
     sender_ttl_baseline: int | None  # most common TTL of the sender's earlier packets here
     sender_ipid_prev: int | None  # IP ID of the sender's last packet before the RST
     sender_used_ts: bool  # the sender's earlier packets carried TCP timestamps
@@ -62,6 +63,13 @@ class Story:
     burst_seq_changes: bool = False  # those RSTs carry different sequence numbers
     rst_ts: float = 0.0
     packets: int = 0
+
+
+def round_timeout(seconds: float | None) -> bool:
+    """A wait that ends on a configured timer: at least 0.5 s and within 15 ms of a multiple of 0.5 s."""
+    if seconds is None or seconds < 0.5:
+        return False
+    return abs(seconds - round(seconds * 2) / 2) <= 0.015
 
 
 def is_tls_record(head: int) -> bool:
@@ -151,6 +159,10 @@ def tell(
     since_req = float(rst["ts"] - flow["ts"][data_peer[-1]]) if len(data_peer) else None
     first_head = int(flow["head"][data_peer[0]]) if len(data_peer) else 0
     data_sender = np.flatnonzero(s_before & (plen > 0))
+    fins = np.flatnonzero(s_before & ((flags & FIN) != 0))
+    fin_delay = None
+    if len(fins) and len(data_sender) and data_sender[-1] < fins[0]:
+        fin_delay = float(flow["ts"][fins[0]] - flow["ts"][data_sender[-1]])
     sender_head = int(flow["head"][data_sender[0]]) if len(data_sender) else 0
 
     s_rows = np.flatnonzero(s_before & ((flags & RST) == 0))
@@ -191,6 +203,7 @@ def tell(
         peer_sent_tls_hello=(first_head >> 16) == TLS_HANDSHAKE_HEAD,
         peer_sent_http=first_head in HTTP_HEADS,
         sender_first_head=sender_head,
+        sender_fin_delay=fin_delay,
         sender_ttl_baseline=ttl_base,
         sender_ipid_prev=ipid_prev,
         sender_used_ts=used_ts,
