@@ -259,11 +259,12 @@ def tls_handler(conn: socket.socket, ctx: ssl.SSLContext) -> None:
     if not sni:
         abort(conn, "TLS ClientHello without SNI")
         return
-    log(f"tls ClientHello sni={sni} peer={peer(conn)}")
+    who = peer(conn)
+    log(f"tls ClientHello sni={sni} peer={who}")
     tls = ctx.wrap_socket(conn, server_side=True)
     req = tls.recv(4096)
     line = req.split(b"\r\n", 1)[0].decode("latin-1")
-    log(f'tls http "{line}" peer={peer(conn)}')
+    log(f'tls http "{line}" peer={who}')
     respond(tls, "200 OK", b"tls ok\n", keep=False)  # type: ignore[arg-type]
     tls.close()
 

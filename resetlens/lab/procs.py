@@ -104,8 +104,7 @@ class ProcessTable:
 
 def stop_proc(proc: subprocess.Popen, sig: int = signal.SIGTERM) -> int | None:
     if proc.poll() is not None:
-        _kill_group(proc.pid, signal.SIGKILL)
-        return proc.returncode
+        return proc.returncode  # already reaped: its PID may belong to someone else by now
     _kill_group(proc.pid, sig)
     deadline = time.monotonic() + STOP_GRACE
     while time.monotonic() < deadline:

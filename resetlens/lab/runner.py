@@ -16,7 +16,7 @@ from pathlib import Path
 from resetlens.lab import verify
 from resetlens.lab.bundle import write_manifest
 from resetlens.lab.capture import Captures
-from resetlens.lab.procs import LabError, ProcessTable, run
+from resetlens.lab.procs import LabError, ProcessTable, run, stop_proc
 from resetlens.lab.services import NGINX_LOG_FORMAT, Services
 from resetlens.lab.snapshots import snapshot
 from resetlens.lab.topology import Topology, install_signal_handlers, restore_signal_handlers
@@ -56,6 +56,7 @@ class ClientRun:
         )
         self.flows: list[dict] = []
         self.started = time.monotonic()
+        lab.clients.append(self.proc)
 
     def _line(self) -> dict | None:
         line = self.proc.stdout.readline()  # type: ignore[union-attr]
@@ -83,8 +84,6 @@ class ClientRun:
         try:
             self.proc.wait(timeout=max(1.0, CLIENT_TIMEOUT - (time.monotonic() - self.started)))
         except subprocess.TimeoutExpired:
-            from resetlens.lab.procs import stop_proc
-
             stop_proc(self.proc)
             raise LabError("client action timed out") from None
         if self.proc.returncode != 0:
@@ -99,6 +98,9 @@ class Lab:
     procs: ProcessTable = field(default_factory=ProcessTable)
     ctx: verify.Ctx = field(default_factory=verify.Ctx)
     services: Services | None = None
+    clients: list[subprocess.Popen] = field(
+        default_factory=list
+    )  # client actions, stopped by PID on teardown
 
     # --- helpers scenarios use --------------------------------------------------------------
 
@@ -151,6 +153,9 @@ def lab_up(workdir: Path | None = None) -> Iterator[Lab]:
         yield lab
     finally:
         try:
+            for proc in lab.clients:
+                if proc.poll() is None:
+                    stop_proc(proc)
             lab.procs.stop_all()
         finally:
             lab.topo.down()

@@ -169,12 +169,19 @@ def sweep_stale() -> list[str]:
 
 
 def install_signal_handlers() -> dict[int, object]:
-    """Turn SIGTERM/SIGHUP into SystemExit so every try/finally teardown runs (SIGINT already raises)."""
+    """Turn SIGINT/SIGTERM/SIGHUP into exceptions so every try/finally teardown runs.
+
+    SIGINT is set explicitly: a shell starts background jobs with SIGINT ignored, and Python then
+    leaves it ignored.
+    """
 
     def _exit(signum: int, frame: FrameType | None) -> None:
         raise SystemExit(128 + signum)
 
-    previous = {}
+    def _interrupt(signum: int, frame: FrameType | None) -> None:
+        raise KeyboardInterrupt
+
+    previous = {signal.SIGINT: signal.signal(signal.SIGINT, _interrupt)}
     for sig in (signal.SIGTERM, signal.SIGHUP):
         previous[sig] = signal.signal(sig, _exit)
     return previous
