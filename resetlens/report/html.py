@@ -50,6 +50,7 @@ FACTS_MAX = 40  # key/value rows of one RST record
 TITLE_MAX = 300  # characters of a tooltip
 SNIPPET_EMBED_MAX = 64 * 1024  # a pcap snippet up to this size is embedded as a data: link
 SNIPPET_EMBED_BUDGET = 1024 * 1024  # total bytes of embedded snippets per report
+SNIPPET_EXTS = ("pcap", "pcapng")  # snippet file kinds, as snippets.write_snippets names them
 
 # Evidence codes (blame.catalog) saying a capture that should hold the reset does not: drawn as gaps.
 ABSENCE_CODES = ("absent_at_sender",)
@@ -351,8 +352,11 @@ def find_snippets(
     budget = SNIPPET_EMBED_BUDGET
     for r in resets:
         for s in r.seen_at:
-            name = snippet_name(r.id, s.vantage)
-            path = snippets_dir / name
+            names = [snippet_name(r.id, s.vantage, ext) for ext in SNIPPET_EXTS]
+            path = next((snippets_dir / n for n in names if (snippets_dir / n).is_file()), None)
+            if path is None:
+                continue
+            name = path.name
             try:
                 size = path.stat().st_size
             except OSError:

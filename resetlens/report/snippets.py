@@ -26,9 +26,11 @@ def _safe(part: str) -> str:
     return cleaned
 
 
-def snippet_name(reset_id: str, vantage: str) -> str:
-    """File name of the snippet of one reset's flow at one vantage (no path separators, no dots first)."""
-    return f"{_safe(reset_id)}--{_safe(vantage)}.pcap"
+def snippet_name(reset_id: str, vantage: str, ext: str = "pcap") -> str:
+    """File name of the snippet of one reset's flow at one vantage (no path separators, no dots first).
+
+    ext is "pcap", or "pcapng" when the flow mixes link types (write_pcap then writes pcapng)."""
+    return f"{_safe(reset_id)}--{_safe(vantage)}.{ext}"
 
 
 def _frames(s: Sighting) -> list[int]:
@@ -84,7 +86,9 @@ def write_snippets(
                 frames_here = [by_frame[f] for f in _frames(s) if f in by_frame]
                 if not frames_here:
                     continue
-                name = snippet_name(r.id, vantage)
+                name = snippet_name(
+                    r.id, vantage, "pcapng" if len({f.linktype for f in frames_here}) > 1 else "pcap"
+                )
                 try:
                     write_pcap(out / name, frames_here)
                 except OSError as exc:
