@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Time resetlens against the I/O floor and the usual tools on one synthetic capture.
 
-    bench_analyze.py [--size-mb 1000] [--runs 3] [--quick] [--seed 1] [--only a,b] [--skip a,b]
+    bench_analyze.py [--size-mb 1000] [--runs 3] [--slow-runs N] [--quick] [--seed 1] [--only a,b] [--skip a,b]
 
 Generates benchmarks/data/bench-<size>mb-s<seed>.pcap with gen_pcap.py (or reuses it), warms the page
 cache, then runs every method once per round, interleaved, for --runs rounds. Each run is a whole process
@@ -45,6 +45,7 @@ TSHARK_FIELDS = [
     "ipv6.dst",
 ]
 TSHARK_FIELDS += ["tcp.dstport", "ip.ttl", "ipv6.hlim", "ip.id", "tcp.seq_raw", "tcp.ack_raw", "tcp.flags"]
+SLOW_METHODS = {"tshark", "dpkt"}  # baselines that take a minute per GB: --slow-runs limits their rounds
 RUN_TIMEOUT = 3600  # seconds; one tshark run over 1 GB takes about a minute and a half
 # The reader's RST-only pass: iterate the packet table chunks and count rows with RST set.
 READER_RST_CODE = """
@@ -263,6 +264,9 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--size-mb", type=float, default=1000.0)
     ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument(
+        "--slow-runs", type=int, default=None, help="rounds that include tshark and dpkt (default: all)"
+    )
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--quick", action="store_true", help="100 MB file, for iterating")
     ap.add_argument("--only", default="", help="comma-separated method names to run (cat always runs)")
@@ -284,8 +288,11 @@ def main(argv: list[str] | None = None) -> int:
         for _ in range(2):  # warm the page cache: every method below reads from memory
             run_measured(["cat", str(f)], None)
     loads: list[float] = []
+    slow_runs = args.runs if args.slow_runs is None else args.slow_runs
     for r in range(args.runs):
         for m in active:
+            if m.name in SLOW_METHODS and r >= slow_runs:
+                continue
             out_path = DATA / f"out-{m.name}.txt" if m.stdout_file else None
             loads.append(os.getloadavg()[0])
             wall, cpu, rss, rc, err = run_measured(m.argv, out_path)
