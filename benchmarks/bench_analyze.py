@@ -319,6 +319,8 @@ def report(methods: list[Method], f: Path, truth: dict, runs: int, loads: list[f
     med = {m.name: statistics.median(m.walls) for m in methods if m.walls}
     cat = med.get("cat")
     tcpdump = med.get("tcpdump_v46")
+    cpu_med = {m.name: statistics.median(m.cpus) for m in methods if m.cpus}
+    tcpdump_cpu = cpu_med.get("tcpdump_v46")
     expected = truth["rst_packets_total"]
     gb = truth["file_bytes"] / 1e9
     info = machine()
@@ -337,14 +339,14 @@ def report(methods: list[Method], f: Path, truth: dict, runs: int, loads: list[f
     )
     print(f"runs: {runs}, interleaved; whole processes; warm page cache; {load}")
     print()
-    head = "| method | median s | range s | CPU s | s per GB | x cat | x tcpdump v4+v6 | peak RSS MiB |"
+    head = "| method | median s | runs | range s | median CPU s | s per GB | x cat | x tcpdump v4+v6 | CPU x tcpdump | peak RSS MiB |"
     print(f"{head} RSTs found (truth {expected:,}) |")
-    print("|---|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
     rows = []
     for m in methods:
         if not m.walls:
             print(
-                f"| {m.label} | — | — | — | — | — | — | — | skipped: {m.skip or m.error or 'no successful run'} |"
+                f"| {m.label} | — | — | — | — | — | — | — | — | — | skipped: {m.skip or m.error or 'no successful run'} |"
             )
             continue
         s = med[m.name]
@@ -359,7 +361,7 @@ def report(methods: list[Method], f: Path, truth: dict, runs: int, loads: list[f
         span = f"{min(m.walls):.3f}–{max(m.walls):.3f}"
         cpu = statistics.median(m.cpus)
         print(
-            f"| {m.label} | {s:.3f} | {span} | {cpu:.2f} | {s / gb:.3f} | {x_cat:.2f} | {x_tcpdump:.2f} | {rss:.0f} | {found} |"
+            f"| {m.label} | {s:.3f} | {len(m.walls)} | {span} | {cpu:.2f} | {s / gb:.3f} | {x_cat:.2f} | {x_tcpdump:.2f} | {cpu / tcpdump_cpu if tcpdump_cpu else float('nan'):.1f} | {rss:.0f} | {found} |"
         )
         rows.append(
             {
@@ -373,6 +375,7 @@ def report(methods: list[Method], f: Path, truth: dict, runs: int, loads: list[f
                 "s_per_gb": s / gb,
                 "x_cat": x_cat,
                 "x_tcpdump_v46": x_tcpdump,
+                "cpu_x_tcpdump_v46": cpu / tcpdump_cpu if tcpdump_cpu else None,
                 "peak_rss_mib": rss,
                 "found": m.found,
                 "error": m.error,
