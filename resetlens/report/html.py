@@ -97,6 +97,8 @@ class Lane:
 class Timeline:
     width: float
     height: float
+    label_w: float  # lane label column; the plot starts here
+    plot_w: float
     t0: float
     t1: float
     lanes: list[Lane]
@@ -125,6 +127,9 @@ class LadderRow:
 class Ladder:
     vantage: str
     height: float
+    left_x: float  # x of the RST receiver's line
+    right_x: float  # x of the RST writer's line
+    width: float
     left: str
     right: str
     rows: list[LadderRow] = field(default_factory=list)
@@ -252,7 +257,13 @@ def timeline(analysis: Analysis, detailed: set[str]) -> Timeline | None:
         tied = f" (tied to {rid})" if rid else ""
         title = _clip(f"{x.kind} {x.path}:{x.line} {view.fmt_ts(x.ts)}{tied}: {x.text}", TITLE_MAX)
         log_marks.append(
-            LogMark(x_of(x.ts or t0), ln.y, title, rid, anchor(rid) if rid in detailed else None)
+            LogMark(
+                x_of(x.ts if x.ts is not None else t0),
+                ln.y,
+                title,
+                rid,
+                anchor(rid) if rid in detailed else None,
+            )
         )
     step = _nice_step(t1 - t0)
     first = math.ceil(t0 / step) * step
@@ -265,6 +276,8 @@ def timeline(analysis: Analysis, detailed: set[str]) -> Timeline | None:
     return Timeline(
         width=TL_LABEL_W + TL_PLOT_W + 10,
         height=height,
+        label_w=TL_LABEL_W,
+        plot_w=TL_PLOT_W,
         t0=t0,
         t1=t1,
         lanes=ordered,
@@ -307,6 +320,9 @@ def ladder(reset: Reset, s: Sighting) -> Ladder | None:
     out = Ladder(
         vantage=s.vantage,
         height=LD_TOP + LD_ROW * len(packets) + 12,
+        left_x=LD_LEFT,
+        right_x=LD_RIGHT,
+        width=LD_W,
         left=view.endpoint(*left),
         right=view.endpoint(*right),
         more=len(s.ladder) - len(packets),
