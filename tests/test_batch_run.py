@@ -15,6 +15,7 @@ from test_batch_support import (
     assert_consistent,
     corpus,
     corrupt_archive,
+    crash_on_marker,
     explode_on_marker,
     good_archive,
     leftover_temp_files,
@@ -111,6 +112,7 @@ def test_corrupt_bundles_fail_with_a_reason_and_the_others_succeed(archive, tmp_
     db = tmp_path / "c.duckdb"
     summary = run_batch(root, db, workers=2)
     assert summary.ok == len(good)
+    assert_consistent(db, reports=False)
     failed = dict(rows(db, "SELECT bundle, error FROM bundles WHERE status = 'failed'"))
     assert set(failed) == set(bad)
     for name, filename in bad.items():
@@ -128,10 +130,25 @@ def test_a_crashing_analysis_is_recorded_and_the_batch_goes_on(tmp_path: Path) -
     (root / "buggy" / "EXPLODE").write_text("")
     db = tmp_path / "x.duckdb"
     summary = run_batch(root, db, workers=2, analyze=explode_on_marker)
-    assert (summary.ok, summary.failed) == (len(good), 1)
+    assert (summary.ok, summary.failed) == (len(good), 1), summary.failures
     ((status, error),) = rows(db, "SELECT status, error FROM bundles WHERE bundle = 'buggy'")
     assert status == "failed"
     assert error.startswith("internal error RuntimeError: simulated analysis bug")
+
+
+def test_a_dying_worker_fails_only_its_own_bundle(tmp_path: Path) -> None:
+    root = tmp_path / "archive"
+    good = good_archive(root)
+    put(root / "crashy" / "x.pcap", corpus("zeek_tcp_single-rst.pcap"))
+    (root / "crashy" / "CRASH").write_text("")
+    db = tmp_path / "w.duckdb"
+    summary = run_batch(root, db, workers=2, analyze=crash_on_marker)
+    # the bundles in flight with it are retried alone; only the culprit is recorded failed
+    assert (summary.ok, summary.failed) == (len(good), 1), summary.failures
+    assert rows(db, "SELECT bundle, error FROM bundles WHERE status = 'failed'") == [
+        ("crashy", "worker process died (crash or out of memory)")
+    ]
+    assert_consistent(db, reports=False)
 
 
 def test_rerun_skips_unchanged_and_redoes_changed_failed_or_missing(archive, tmp_path: Path) -> None:
@@ -167,6 +184,11 @@ def test_rerun_skips_unchanged_and_redoes_changed_failed_or_missing(archive, tmp
     fourth = run_batch(root, db, out=out, workers=1)
     assert (fourth.ok, fourth.skipped) == (1, len(good) - 1)
     assert html.is_file()
+
+    # another --out: the reports are not there yet, so every ok bundle is redone into it
+    moved = run_batch(root, db, out=tmp_path / "out2", workers=2)
+    assert (moved.ok, moved.skipped) == (len(good), 0)
+    assert len(list((tmp_path / "out2").glob("*/report.html"))) == len(good)
 
 
 def test_index_escapes_hostile_bundle_names(tmp_path: Path) -> None:
