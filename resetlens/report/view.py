@@ -343,7 +343,7 @@ def checklist(analysis: Analysis, snippets: dict[tuple[str, str], str] | None = 
     elif multi:
         details = [f"{r.id}: seen at {', '.join(s.vantage for s in r.seen_at)}" for r in multi[:8]]
         if snippets:
-            details.append(f"{plural(len(snippets), 'pcap snippet')} written beside this report.")
+            details.append(f"{plural(len(snippets), 'pcap snippet')} linked from the resets below.")
         items.append(
             CheckItem(
                 "two_vantages",
@@ -379,8 +379,10 @@ def checklist(analysis: Analysis, snippets: dict[tuple[str, str], str] | None = 
     else:
         details = [f"{r.id}: {endpoint(r.src, r.sport)} -> {endpoint(r.dst, r.dport)}" for r in resets[:5]]
         if translated or nat_evidence:
-            summary = (
-                f"4-tuples of every reset; address translation mapped for {plural(len(translated), 'reset')}."
+            summary = "4-tuples of every reset; " + (
+                f"address translation mapped for {plural(len(translated), 'reset')}."
+                if translated
+                else "the evidence names a NAT on the path."
             )
             items.append(
                 CheckItem(
