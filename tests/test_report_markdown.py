@@ -47,13 +47,19 @@ def test_code_span_is_literal(s: str) -> None:
     out = rendered(f"x {code(s)} y")
     assert "<img" not in out and "<script" not in out and "<a " not in out
     assert out.count("<code>") == 1
-    assert visible(out).strip() == f"x {' '.join(s.split()).replace('|', '│')} y"
+    assert visible(out).strip() == f"x {' '.join(s.split())} y"
 
 
 def test_table_cells_not_broken_by_pipes() -> None:
-    md = "| a | b |\n|---|---|\n| " + text("x | y | z") + " | " + code("p|q") + " |\n"
+    md = "| a | b |\n|---|---|\n| " + text("x | y | z") + " | " + code("p || q", in_table=True) + " |\n"
     out = rendered(md)
     assert out.count("<td>") == 2
+    assert "<code>p || q</code>" in out
+
+
+def test_display_filter_with_pipes_kept() -> None:
+    out = rendered("- " + code("tcp.port==80 || tcp.port==443"))
+    assert "<code>tcp.port==80 || tcp.port==443</code>" in out
 
 
 def test_summary_content(tmp_path: Path) -> None:

@@ -44,14 +44,16 @@ def text(value: object, limit: int = TEXT_MAX) -> str:
     return s.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
-def code(value: object, limit: int = TEXT_MAX) -> str:
-    """Hostile text as a code span: shown literally, backtick fence longer than any run inside."""
+def code(value: object, limit: int = TEXT_MAX, *, in_table: bool = False) -> str:
+    """Hostile text as a code span: shown literally, backtick fence longer than any run inside.
+
+    In a GFM table cell a pipe must be escaped even inside code (the table splits cells first)."""
     s = "" if value is None else str(value)
     if len(s) > limit:
         s = s[: limit - 1] + "…"
-    s = _CONTROL.sub("\N{REPLACEMENT CHARACTER}", " ".join(s.split())).replace(
-        "|", "\N{BOX DRAWINGS LIGHT VERTICAL}"
-    )
+    s = _CONTROL.sub("\N{REPLACEMENT CHARACTER}", " ".join(s.split()))
+    if in_table:
+        s = s.replace("|", "\\|")
     if not s:
         return ""
     longest = max((len(m) for m in re.findall(r"`+", s)), default=0)
