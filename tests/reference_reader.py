@@ -106,7 +106,7 @@ def _records(path: Path) -> Iterator[tuple[int, float, int, int, bytes]]:
 def _pcapng_records(blob: bytes) -> Iterator[tuple[int, float, int, int, bytes]]:
     pos = 0
     endian = "<"
-    ifaces: list[tuple[int, float]] = []  # (linktype, seconds per tick)
+    ifaces: list[tuple[int, int]] = []  # (linktype, ticks per second)
     while pos + 12 <= len(blob):
         btype = struct.unpack_from(endian + "I", blob, pos)[0]
         if btype == 0x0A0D0D0A:
@@ -122,8 +122,9 @@ def _pcapng_records(blob: bytes) -> Iterator[tuple[int, float, int, int, bytes]]
             ifaces.append((linktype, _if_tsresol(body[8:], endian)))
         elif btype == 6:  # enhanced packet
             iface, hi, lo, caplen, _wire = struct.unpack_from(endian + "IIIII", body, 0)
-            linktype, tick = ifaces[iface] if iface < len(ifaces) else (LT_ETHERNET, 1e-6)
-            ts = ((hi << 32) | lo) * tick
+            linktype, per_sec = ifaces[iface] if iface < len(ifaces) else (LT_ETHERNET, 1_000_000)
+            ticks = (hi << 32) | lo
+            ts = ticks // per_sec + (ticks % per_sec) / per_sec
             yield pos, ts, iface, linktype, body[20 : 20 + caplen]
         elif btype == 3:  # simple packet
             wire = struct.unpack_from(endian + "I", body, 0)[0]
@@ -132,7 +133,7 @@ def _pcapng_records(blob: bytes) -> Iterator[tuple[int, float, int, int, bytes]]
         pos += blen
 
 
-def _if_tsresol(opts: bytes, endian: str) -> float:
+def _if_tsresol(opts: bytes, endian: str) -> int:
     pos = 0
     while pos + 4 <= len(opts):
         code, olen = struct.unpack_from(endian + "HH", opts, pos)
@@ -140,9 +141,9 @@ def _if_tsresol(opts: bytes, endian: str) -> float:
             break
         if code == 9 and olen >= 1:
             v = opts[pos + 4]
-            return 2.0 ** -(v & 0x7F) if v & 0x80 else 10.0**-v
+            return 2 ** (v & 0x7F) if v & 0x80 else 10**v
         pos += 4 + ((olen + 3) & ~3)
-    return 1e-6
+    return 1_000_000
 
 
 def _decode_link(linktype: int, data: bytes):

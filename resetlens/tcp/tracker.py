@@ -14,6 +14,7 @@ import numpy as np
 
 from resetlens.capture.table import OPT_WSCALE, PACKET_DTYPE, RST, SYN, flow_key, halves_to_addr
 from resetlens.model import Connection
+from resetlens.tcp import fast
 from resetlens.tcp.conn import Conn, Endpoint, is_reuse, process_packet, wants_flip
 
 HEAD_PKTS = 6  # packets kept from the start of every connection (handshake)
@@ -57,8 +58,11 @@ class TrackerOutput:
 class VantageTracker:
     """Feed chunks in capture order; `finish()` returns connections, RST snapshots, flows, anchors."""
 
-    def __init__(self, vantage: str) -> None:
+    def __init__(self, vantage: str, compiled: bool | None = None) -> None:
         self.vantage = vantage
+        if compiled is None:
+            compiled = fast.HAVE_NUMBA
+        self.engine = fast.FastTracker(self) if compiled else None
         self.live: dict[tuple, Conn] = {}
         self.objs: list[Conn | None] = []  # by conn idx, None once finalised
         self.final_n: list[int] = []  # packets of finalised connections
@@ -81,6 +85,9 @@ class VantageTracker:
         if n == 0:
             return
         self.packets += n
+        if self.engine is not None:
+            self.engine.feed(table, _keys)
+            return
         cid = np.empty(n, dtype=np.int32)
         ordn = np.empty(n, dtype=np.int32)
         anchor = np.zeros(n, dtype=bool)
@@ -245,12 +252,7 @@ class VantageTracker:
         rows = np.concatenate([p[0] for p in self.pending])
         cid = np.concatenate([p[1] for p in self.pending])
         ordn = np.concatenate([p[2] for p in self.pending])
-        total = np.array(
-            [o.npkts if o is not None else n for o, n in zip(self.objs, self.final_n, strict=True)],
-            dtype=np.int64,
-        )
-        fro = np.array(self.first_rst, dtype=np.int64)
-        dead = np.array([o is None for o in self.objs], dtype=bool)
+        total, fro, dead = self._conn_arrays()
         f = fro[cid]
         keep_from = np.where(f >= 0, f - TAIL_PKTS, total[cid] - TAIL_PKTS)
         keep = (ordn < HEAD_PKTS) | (ordn >= keep_from)
@@ -263,6 +265,8 @@ class VantageTracker:
 
     def _conn_arrays(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Per connection idx: packets so far, ordinal of the first RST (-1 none), ended."""
+        if self.engine is not None:
+            return self.engine.conn_arrays()
         total = np.array(
             [o.npkts if o is not None else n for o, n in zip(self.objs, self.final_n, strict=True)],
             dtype=np.int64,
@@ -273,6 +277,8 @@ class VantageTracker:
 
     # -- end -------------------------------------------------------------------------------------
     def finish(self) -> TrackerOutput:
+        if self.engine is not None:
+            return self._output(self.engine.finish())
         for c in list(self.live.values()):
             self._finalise(c)
         for snap, ep in zip(self.snapshots, self.snap_sender, strict=True):

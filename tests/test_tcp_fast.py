@@ -1,0 +1,100 @@
+"""The compiled engine (resetlens.tcp.fast) gives exactly what the reference Python engine gives."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from test_tcp_packets import CLIENT, SERVER, A, F, R, S, Trace, handshake
+
+from resetlens.capture import open_capture
+from resetlens.capture.table import PSH
+from resetlens.tcp import fast
+from resetlens.tcp.resets import build_record
+from resetlens.tcp.tracker import VantageTracker
+
+ROOT = Path(__file__).resolve().parents[1]
+CORPUS = ROOT.parent / "shared" / "corpus" / "pcaps"
+
+pytestmark = pytest.mark.skipif(not fast.HAVE_NUMBA, reason="numba not installed")
+
+
+def run(tables: list[np.ndarray], compiled: bool, cap: int | None = None) -> tuple:
+    tracker = VantageTracker("v", compiled=compiled)
+    if compiled and cap is not None:
+        tracker.engine.st = fast.State(cap)
+    for table in tables:
+        tracker.feed(table)
+    out = tracker.finish()
+    conns = [c.__dict__ for c in out.connections]
+    resets = [
+        build_record("v", s, tracker.uid(s.conn_idx), out.flows.get(tracker.uid(s.conn_idx)), None).to_dict()
+        for s in out.snapshots
+    ]
+    flows = {k: v.tobytes() for k, v in out.flows.items()}
+    return conns, resets, flows, out.anchors.tobytes()
+
+
+def assert_same(tables: list[np.ndarray], cap: int | None = None) -> tuple:
+    ref = run(tables, compiled=False)
+    got = run(tables, compiled=True, cap=cap)
+    assert got[0] == ref[0]
+    assert got[1] == ref[1]
+    assert got[2] == ref[2]
+    assert got[3] == ref[3]
+    return ref
+
+
+@pytest.mark.skipif(not CORPUS.is_dir(), reason="shared corpus not present")
+def test_same_on_every_corpus_trace() -> None:
+    for path in sorted(CORPUS.iterdir()):
+        tables = [c.table for c in open_capture(path).chunks()]
+        conns = assert_same(tables)[0]
+        assert conns, path.name
+
+
+def test_same_with_slot_exhaustion_roles_flips_and_reuse() -> None:
+    """A tiny slot pool forces the kernel to stop, grow and resume mid-chunk."""
+    tr = Trace()
+    for k in range(40):
+        cl = (CLIENT[0], 42000 + k % 7)  # ports reused: reuse splitting, REJ retries
+        t = 10.0 * k
+        if k % 5 == 0:
+            tr.add(t, SERVER, cl, S | A, 5000, 101)  # SYN-ACK first: flipped
+            tr.add(t, cl, SERVER, S, 100)
+            tr.add(t + 0.01, cl, SERVER, A, 101, 5001)
+        elif k % 5 == 1:
+            tr.add(t, cl, SERVER, S, 100 + k)
+            tr.add(t + 0.01, SERVER, cl, R | A, 0, 101 + k)
+        elif k % 5 == 2:
+            tr.add(t, SERVER, cl, A | PSH, 9000, 300, 100)  # midstream from a server port
+            tr.add(t + 0.1, cl, SERVER, R, 300)
+        else:
+            handshake(tr, t=t, cseq=1000 * k, sseq=7000 * k)
+            tr.add(t + 0.05, cl, SERVER, A | PSH, 1000 * k + 1, 7000 * k + 1, 50)
+            tr.add(t + 0.06, SERVER, cl, A, 7000 * k + 1, 1000 * k + 51, window=0)
+            tr.add(t + 0.07, SERVER, cl, A | F, 7000 * k + 1, 1000 * k + 51)
+            tr.add(t + 0.08, cl, SERVER, R, 1000 * k + 51)
+            tr.add(t + 0.09, cl, SERVER, R, 1000 * k + 51)
+    table = tr.chunk().table
+    chunks = [table[i : i + 13] for i in range(0, len(table), 13)]
+    conns, resets, _, _ = assert_same(chunks, cap=2)
+    assert len(resets) == int(np.count_nonzero(table["flags"] & R))
+    assert {c["conn_state"] for c in conns} >= {"REJ", "RSTO", "OTH"}
+
+
+@pytest.mark.slow
+def test_same_on_generated_traffic(tmp_path: Path) -> None:
+    gen = ROOT / "benchmarks" / "gen_pcap.py"
+    if not gen.is_file():
+        pytest.skip("benchmarks/gen_pcap.py not present")
+    out = tmp_path / "gen.pcap"
+    subprocess.run(
+        [sys.executable, str(gen), "-o", str(out), "--size-mb", "3", "--seed", "7"], check=True, timeout=300
+    )
+    tables = [c.table for c in open_capture(out).chunks()]
+    conns, resets, flows, _ = assert_same(tables)
+    assert len(conns) > 100 and resets and flows
