@@ -9,7 +9,7 @@ import re
 from html.parser import HTMLParser
 from pathlib import Path
 
-from resetlens.model import Analysis, Reset, Sender, Sighting
+from resetlens.model import Analysis, LogLine, Reset, Sender, Sighting
 from resetlens.report import html as html_report
 from resetlens.report.html import render_html, write_html
 from resetlens.report.sample import HOSTILE_IMG, HOSTILE_SCRIPT, many_resets, sample_analysis
@@ -255,6 +255,17 @@ def test_rst_record_facts_shown_escaped() -> None:
     visible = "".join(page.text)
     assert "race.weaver" in visible and HOSTILE_IMG in visible and "[0, 1, 2]" in visible
     assert not [t for t, _ in page.tags if t == "img"]
+
+
+def test_log_source_without_timed_lines_gets_no_lane() -> None:
+    a = sample_analysis()
+    a.log_sources.append({"kind": "host", "path": "snapshots/fw", "host": "fw", "lines": 2, "unparsed": 0})
+    a.context_logs.append(LogLine("host", "snapshots/fw/nstat-after.txt", 1, None, "TcpOutRsts +3", "fw"))
+    text = render_html(a)
+    page = parse(text)
+    labels = [attrs for t, attrs in page.tags if t == "text" and "lane-label" in (attrs.get("class") or "")]
+    assert len(labels) == 5 + 5  # five vantages, five timed log sources
+    assert "2 log sources have no timed line to draw" in text
 
 
 def test_log_sources_nested_values_readable() -> None:

@@ -109,6 +109,7 @@ class Timeline:
     ticks: list[tuple[float, str]]  # (x, label)
     drawn: int  # resets drawn
     total: int
+    laneless: int  # log sources with no timed line to draw
 
 
 @dataclass
@@ -199,10 +200,13 @@ def timeline(analysis: Analysis, detailed: set[str]) -> Timeline | None:
     for r in resets:
         for s in r.seen_at:
             lane("capture", s.vantage, s.vantage)
-    for path, label in view.log_lanes(analysis):
-        lane("log", path, label, path)
     logs = [(x, rid) for x, rid in view.all_logs(analysis) if x.ts is not None and math.isfinite(x.ts)]
     logs = sorted(logs, key=lambda p: p[0].ts or 0.0)[:TIMELINE_LOGS_MAX]
+    timed_paths = {x.path for x, _ in logs}
+    all_sources = view.log_lanes(analysis)
+    for path, label in all_sources:
+        if path in timed_paths:  # a source with no timed line near the resets would be an empty lane
+            lane("log", path, label, path)
     times = [s.ts for r in resets for s in r.seen_at] + [x.ts for x, _ in logs if x.ts is not None]
     times = [t for t in times if math.isfinite(t)]
     if not times:
@@ -288,6 +292,7 @@ def timeline(analysis: Analysis, detailed: set[str]) -> Timeline | None:
         ticks=ticks,
         drawn=len(resets),
         total=len(analysis.resets),
+        laneless=sum(1 for path, _ in all_sources if path not in timed_paths),
     )
 
 
