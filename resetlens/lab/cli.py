@@ -34,6 +34,7 @@ def run_cmd(
     ],
 ) -> None:
     """Run scenarios into bundles and verify each bundle's truth.json against its captures."""
+    from resetlens.lab.procs import LabError
     from resetlens.lab.runner import lab_up, run_scenario
     from resetlens.lab.scenarios import SCENARIOS
 
@@ -48,7 +49,13 @@ def run_cmd(
     try:
         with lab_up() as lab:
             for name in names:
-                res = run_scenario(lab, SCENARIOS[name], out)
+                try:
+                    res = run_scenario(lab, SCENARIOS[name], out)
+                except LabError as exc:  # this scenario broke; the lab is still up for the next one
+                    typer.echo(f"{name:22} FAILED  error: {exc}", err=True)
+                    failed.append(name)
+                    lab.svc.ensure_backend()
+                    continue
                 status = "ok" if not res.problems else "FAILED"
                 counts = ", ".join(f"{k}: {v}" for k, v in res.per_expectation.items()) or "none"
                 typer.echo(f"{name:22} {status:6} {res.resets:3} reset(s)  [{counts}]")
@@ -59,6 +66,9 @@ def run_cmd(
     except ResetlensError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None
+    except KeyboardInterrupt:
+        typer.echo("interrupted: lab torn down", err=True)
+        raise typer.Exit(130) from None
     typer.echo(
         f"{len(names) - len(failed)}/{len(names)} scenario(s) verified in {time.monotonic() - t0:.0f}s -> {out}"
     )

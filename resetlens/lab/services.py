@@ -105,6 +105,13 @@ class Services:
         self.journal.restart_scheduled(self.restarts)
         self.start_backend()
 
+    def ensure_backend(self) -> None:
+        """After a failed scenario: the backend runs again (journaled like an operator's start)."""
+        if not self.procs.alive("backend"):
+            self.procs.stop("backend")
+            self.journal.new_invocation()
+            self.start_backend()
+
     def stop(self) -> None:
         for name in ("haproxy", "nginx", "syslogd", "backend"):
             self.procs.stop(name)
