@@ -12,6 +12,7 @@ import struct
 from dataclasses import dataclass, field
 
 import numpy as np
+from numpy.lib.stride_tricks import as_strided
 
 from resetlens.capture import linktypes as lt
 from resetlens.capture.table import (
@@ -65,12 +66,41 @@ TCP_MIN_HDR = 20  # a TCP header without options
 _BYTES = {n: np.arange(n, dtype=np.int64) for n in (2, 4, 8)}
 
 
+class Rows:
+    """The same W bytes at many offsets (one row each), read as big-endian fields by byte position."""
+
+    def __init__(self, raw: np.ndarray) -> None:
+        self.raw = raw
+
+    def u8(self, at: int) -> np.ndarray:
+        return self.raw[:, at].astype(np.int64)
+
+    def u16(self, at: int) -> np.ndarray:
+        return self.raw.view(">u2")[:, at >> 1].astype(np.int64)  # at must be even
+
+    def u32(self, at: int) -> np.ndarray:
+        return self.raw.view(">u4")[:, at >> 2].astype(np.int64)  # at must be a multiple of 4
+
+    def u64(self, at: int) -> np.ndarray:
+        return self.raw.view(">u8")[:, at >> 3].astype(np.uint64)  # at must be a multiple of 8
+
+
 class Gather:
     """Clipped big-endian multi-byte reads at many offsets of one uint8 buffer."""
 
     def __init__(self, buf: np.ndarray) -> None:
         self.buf = buf
         self.last = len(buf) - 8  # highest start offset for an 8-byte read
+        self._windows: dict[int, np.ndarray] = {}
+
+    def rows(self, idx: np.ndarray, width: int) -> Rows:
+        """width bytes at each offset in one gather (a strided window view, then row indexing)."""
+        win = self._windows.get(width)
+        if win is None:
+            n = len(self.buf) - width + 1
+            win = as_strided(self.buf, shape=(n, width), strides=(1, 1), writeable=False)
+            self._windows[width] = win
+        return Rows(win[np.minimum(idx, len(win) - 1)])
 
     def u8(self, idx: np.ndarray) -> np.ndarray:
         return self.buf[np.minimum(idx, self.last)].astype(np.int64)
@@ -128,16 +158,18 @@ def _link(g, code, sel, data, end, l3, kind, direction, ifindex) -> None:
     e = end[sel]
     if code == lt.LT_ETHERNET:
         ok = d + 14 <= e
-        et, at = _ethertype(g, g.be(d + 12, 2), d + 14, e)
+        et, at = _ethertype(g, g.rows(d, 16).u16(12), d + 14, e)
     elif code == lt.LT_SLL:
         ok = d + 16 <= e
-        et, at = _ethertype(g, g.be(d + 14, 2), d + 16, e)
-        direction[sel] = _sll_direction(g.be(d, 2)) * ok
+        head = g.rows(d, 16)
+        et, at = _ethertype(g, head.u16(14), d + 16, e)
+        direction[sel] = _sll_direction(head.u16(0)) * ok
     elif code == lt.LT_SLL2:
         ok = d + 20 <= e
-        et, at = _ethertype(g, g.be(d, 2), d + 20, e)
-        direction[sel] = _sll_direction(g.u8(d + 10)) * ok
-        ifindex[sel] = np.where(ok, g.be(d + 4, 4), 0)
+        head = g.rows(d, 16)
+        et, at = _ethertype(g, head.u16(0), d + 20, e)
+        direction[sel] = _sll_direction(head.u8(10)) * ok
+        ifindex[sel] = np.where(ok, head.u32(4), 0)
     elif code == lt.LT_FDDI:
         # frame control (1) + two MACs (12), then 802.2 LLC/SNAP: AA AA 03 OUI(3) EtherType(2)
         ok = (d + 21 <= e) & (g.be(d + 13, 2) == 0xAAAA) & (g.u8(d + 15) == 3)
@@ -236,27 +268,30 @@ def _ip(g, rec, l3, kind, end, wend, frags: _Frags, depth: int) -> dict[str, np.
 
 
 def _ipv4(g, rec, o, e, w, frags: _Frags) -> dict[str, np.ndarray]:
-    vihl = g.u8(o)
+    h = g.rows(o, 24)
+    vihl = h.u8(0)
     ihl = (vihl & 0x0F) * 4
-    total = g.be(o + 2, 2)
+    total = h.u16(2)
     total = np.where(total == 0, w - o, total)  # TSO/offload captures write 0; Wireshark uses the frame
     ok = (o + 20 <= e) & (vihl >> 4 == 4) & (ihl >= 20) & (o + ihl <= e) & (total >= ihl)
-    frag = g.be(o + 6, 2)
+    frag = h.u16(6)
     nonfirst = ok & ((frag & 0x1FFF) != 0)
     frags.nonfirst += int(nonfirst.sum())
     k = np.flatnonzero(ok & ~nonfirst)
+    if len(k) == len(o):
+        k = slice(None)
     o = o[k]
     return {
         "rec": rec[k],
-        "ipver": np.full(len(k), 4, np.int64),
-        "src_hi": np.zeros(len(k), np.uint64),
-        "src_lo": g.be(o + 12, 4).astype(np.uint64) | np.uint64(V4_MAPPED_PREFIX),
-        "dst_hi": np.zeros(len(k), np.uint64),
-        "dst_lo": g.be(o + 16, 4).astype(np.uint64) | np.uint64(V4_MAPPED_PREFIX),
-        "ttl": g.u8(o + 8),
-        "ip_id": g.be(o + 4, 2),
+        "ipver": np.full(len(o), 4, np.int64),
+        "src_hi": np.zeros(len(o), np.uint64),
+        "src_lo": h.u32(12)[k].astype(np.uint64) | np.uint64(V4_MAPPED_PREFIX),
+        "dst_hi": np.zeros(len(o), np.uint64),
+        "dst_lo": h.u32(16)[k].astype(np.uint64) | np.uint64(V4_MAPPED_PREFIX),
+        "ttl": h.u8(8)[k],
+        "ip_id": h.u16(4)[k],
         "df": (frag[k] & 0x4000) != 0,
-        "proto": g.u8(o + 9),
+        "proto": h.u8(9)[k],
         "l3": o,
         "l4": o + ihl[k],
         "l4end": o + total[k],
@@ -265,21 +300,22 @@ def _ipv4(g, rec, o, e, w, frags: _Frags) -> dict[str, np.ndarray]:
 
 
 def _ipv6(g, rec, o, e, w, frags: _Frags) -> dict[str, np.ndarray]:
-    ok = (o + 40 <= e) & (g.u8(o) >> 4 == 6)
-    plen = g.be(o + 4, 2)
+    h = g.rows(o, 40)
+    ok = (o + 40 <= e) & (h.u8(0) >> 4 == 6)
+    plen = h.u16(4)
     plen = np.where(plen == 0, np.maximum(w - o - 40, 0), plen)  # jumbogram or offload: use the frame
-    nh = g.u8(o + 6)
+    nh = h.u8(6)
     at = o + 40
     frag_id = np.zeros(len(o), np.int64)
     for _ in range(MAX_IPV6_EXT):
         t = np.flatnonzero(ok & np.isin(nh, IPV6_EXT) & (at + 8 <= e))
         if not len(t):
             break
-        h = nh[t]
+        ext = nh[t]
         p = at[t]
         hlen = g.u8(p + 1)
-        is_frag = h == IPPROTO_FRAGMENT
-        length = np.where(is_frag, 8, np.where(h == IPPROTO_AH, (hlen + 2) * 4, (hlen + 1) * 8))
+        is_frag = ext == IPPROTO_FRAGMENT
+        length = np.where(is_frag, 8, np.where(ext == IPPROTO_AH, (hlen + 2) * 4, (hlen + 1) * 8))
         fr = t[is_frag]
         if len(fr):
             offset = g.be(at[fr] + 2, 2) & 0xFFF8
@@ -294,11 +330,11 @@ def _ipv6(g, rec, o, e, w, frags: _Frags) -> dict[str, np.ndarray]:
     return {
         "rec": rec[k],
         "ipver": np.full(len(k), 6, np.int64),
-        "src_hi": g.be(o + 8, 8),
-        "src_lo": g.be(o + 16, 8),
-        "dst_hi": g.be(o + 24, 8),
-        "dst_lo": g.be(o + 32, 8),
-        "ttl": g.u8(o + 7),
+        "src_hi": h.u64(8)[k],
+        "src_lo": h.u64(16)[k],
+        "dst_hi": h.u64(24)[k],
+        "dst_lo": h.u64(32)[k],
+        "ttl": h.u8(7)[k],
         "ip_id": frag_id[k],
         "df": np.zeros(len(k), bool),
         "proto": nh[k],
@@ -402,7 +438,8 @@ def _tcp(
     t = rows["l4"]
     e = rows["end"]
     l4end = rows["l4end"]
-    off_flags = g.be(t + 12, 2)
+    th = g.rows(t, 32)  # fixed header + the first 12 option bytes (NOP NOP timestamp, usually)
+    off_flags = th.u16(12)
     hdr = (off_flags >> 12) * 4
     flags = off_flags & 0x0FFF
     opts = np.where(hdr < TCP_MIN_HDR, OPT_MALFORMED, 0).astype(np.int64)
@@ -413,19 +450,20 @@ def _tcp(
     tsval = np.zeros(len(t), np.int64)
     with_opts = np.flatnonzero(hdr > TCP_MIN_HDR)
     if len(with_opts):
-        _options(g, t[with_opts], hdr[with_opts], e[with_opts], with_opts, opts, tsval)
+        first = th.u32(20)[with_opts]
+        _options(g, t[with_opts], hdr[with_opts], e[with_opts], with_opts, opts, tsval, first, th)
     cols = {
         "ipver": rows["ipver"],
         "src_hi": rows["src_hi"],
         "src_lo": rows["src_lo"],
         "dst_hi": rows["dst_hi"],
         "dst_lo": rows["dst_lo"],
-        "sport": g.be(t, 2),
-        "dport": g.be(t + 2, 2),
+        "sport": th.u16(0),
+        "dport": th.u16(2),
         "flags": flags,
-        "seq": g.be(t + 4, 4),
-        "ack": g.be(t + 8, 4),
-        "window": g.be(t + 14, 2),
+        "seq": th.u32(4),
+        "ack": th.u32(8),
+        "window": th.u16(14),
         "ttl": rows["ttl"],
         "ip_id": rows["ip_id"],
         "df": rows["df"],
@@ -454,21 +492,22 @@ def _tcp(
 
 def _payload_head(g: Gather, at: np.ndarray, captured: np.ndarray) -> np.ndarray:
     """First 4 captured payload bytes as a big-endian number, zero-padded past the captured ones."""
-    raw = g.buf[np.minimum(at, g.last)[:, None] + _BYTES[4]]
-    raw = np.where(_BYTES[4] < np.minimum(captured, 4)[:, None], raw, 0).astype(np.uint8)
-    return raw.view(">u4").ravel().astype(np.int64)
+    head = g.rows(at, 4).u32(0)
+    keep = np.minimum(captured, 4)
+    mask = np.where(keep >= 4, 0xFFFFFFFF, (0xFFFFFFFF << (8 * (4 - keep))) & 0xFFFFFFFF)
+    return head & mask
 
 
-def _options(g, t, hdr, e, rows, opts, tsval) -> None:
+def _options(g, t, hdr, e, rows, opts, tsval, first, th: Rows) -> None:
     """Summarise TCP options into OPT_* bits and TSval; the common NOP NOP TS layout takes a shortcut."""
     opt_end = t + hdr
     cut = opt_end > e
     opts[rows[cut]] |= OPT_TRUNCATED
     stop = np.minimum(opt_end, e)
-    fast = (hdr == 32) & ~cut & (g.be(t + 20, 4) == 0x0101080A)
+    fast = (hdr == 32) & ~cut & (first == 0x0101080A)
     f = np.flatnonzero(fast)
     opts[rows[f]] |= OPT_TS
-    tsval[rows[f]] = g.be(t[f] + 24, 4)
+    tsval[rows[f]] = th.u32(24)[rows[f]]
     slow = np.flatnonzero(~fast)
     at = t[slow] + TCP_MIN_HDR
     rows = rows[slow]

@@ -415,20 +415,19 @@ class _PcapParser(_Parser):
                 f"absurd caplen {cap} in record at byte {self.base + consumed}; reading stopped there"
             )
             need = -1
-        elif not offs and consumed + self.hdr <= limit and not eof:
+        elif not len(offs) and consumed + self.hdr <= limit and not eof:
             need = self.hdr + self.caplen_at.unpack_from(buf, consumed + 8)[0]
         groups = []
-        if offs:
-            off = np.asarray(offs, np.int64)
-            groups.append(self._records(npbuf, off))
+        if len(offs):
+            groups.append(self._records(npbuf, offs))
         return groups, consumed, need
 
     def _records(self, npbuf: np.ndarray, off: np.ndarray) -> Records:
-        get = walk.gather_u32_le if self.little else walk.gather_u32_be
-        sec = get(npbuf, off)
-        frac = get(npbuf, off + 4)
-        caplen = get(npbuf, off + 8)
-        wirelen = get(npbuf, off + 12)
+        words = walk.header_words(npbuf, off, 16, self.little)
+        sec = words[:, 0]
+        frac = words[:, 1]
+        caplen = words[:, 2]
+        wirelen = words[:, 3]
         n = len(off)
         recs = Records(
             offset=off,
@@ -486,8 +485,8 @@ class _PcapngParser(_Parser):
         need = 0
         while True:
             offs, others, at, stop = walk.walk_pcapng(buf, at, limit, self.little)
-            if offs:
-                recs, bad = self._records(npbuf, np.asarray(offs, np.int64), others)
+            if len(offs):
+                recs, bad = self._records(npbuf, offs, others)
                 if recs is not None:
                     groups.append(recs)
                 if bad is not None:
@@ -629,19 +628,20 @@ class _PcapngParser(_Parser):
         """Record headers of packet blocks at `off`; returns (Records or None, (warning, stop at) or None)."""
         get = walk.gather_u32_le if self.little else walk.gather_u32_be
         n = len(off)
-        length = get(npbuf, off + 4)
+        words = walk.header_words(npbuf, off, 28, self.little)
+        length = words[:, 1]
         btype = np.full(n, fmt.BT_EPB, np.int64)
         if others:
             pos = np.searchsorted(off, np.fromiter(others.keys(), np.int64, len(others)))
             btype[pos] = np.fromiter(others.values(), np.int64, len(others))
         epb = btype != fmt.BT_SPB
-        iface = get(npbuf, off + 8)
+        iface = words[:, 2]
         if not epb.all() or (btype == fmt.BT_PB).any():
             pb = btype == fmt.BT_PB
             get16 = walk.gather_u16_le if self.little else walk.gather_u16_be
             iface = np.where(pb, get16(npbuf, off + 8), np.where(epb, iface, 0))
-        caplen = np.where(epb, get(npbuf, off + 20), 0)
-        wirelen = np.where(epb, get(npbuf, off + 24), get(npbuf, off + 8))
+        caplen = np.where(epb, words[:, 5], 0)
+        wirelen = np.where(epb, words[:, 6], words[:, 2])
         data = off + np.where(epb, 28, 12)
         trailing = get(npbuf, off + length - 4)
         ifaces = self.reader.info.interfaces
@@ -665,8 +665,8 @@ class _PcapngParser(_Parser):
             else:
                 why = f"caplen {int(caplen[k])} does not fit block length {int(length[k])}"
             problem = (f"pcapng packet block at byte {where}: {why}; reading stopped there", int(off[k]))
-            off, length, btype, epb, iface, caplen, wirelen, data, local_ok, gid = (
-                a[:k] for a in (off, length, btype, epb, iface, caplen, wirelen, data, local_ok, gid)
+            off, length, btype, epb, iface, caplen, wirelen, data, local_ok, gid, words = (
+                a[:k] for a in (off, length, btype, epb, iface, caplen, wirelen, data, local_ok, gid, words)
             )
             n = k
             if not n:
@@ -680,8 +680,8 @@ class _PcapngParser(_Parser):
             linktype = np.full(n, -1, np.int64)
             ticks = np.full(n, fmt.DEFAULT_TSRESOL, np.uint64)
             tsoff = np.zeros(n, np.float64)
-        hi = get(npbuf, off + 12).astype(np.uint64)
-        lo = get(npbuf, off + 16).astype(np.uint64)
+        hi = words[:, 3].astype(np.uint64)
+        lo = words[:, 4].astype(np.uint64)
         units = (hi << np.uint64(32)) | lo
         sec = units // ticks
         frac = units - sec * ticks
