@@ -46,10 +46,11 @@ def test_scenarios_run_verify_and_tear_down(tmp_path: Path) -> None:
     names = ["app_abort", "dpi_injection", "half_open_restart"]
     with lab_up() as lab:
         assert len(_our_namespaces(os.getpid())) == 4
-        pids = [p.pid for p in lab.procs.procs.values()]
-        assert len(pids) >= 5  # backend, syslog receiver, nginx, HAProxy, ...
+        assert {"backend", "syslogd", "nginx", "haproxy"} <= set(lab.procs.procs)
         results = [run_scenario(lab, SCENARIOS[name], tmp_path) for name in names]
     assert _our_namespaces(os.getpid()) == [], "namespaces left behind"
+    pids = lab.procs.spawned + [p.pid for p in lab.clients]
+    assert len(pids) > 4 + 5 * len(names)  # services, five tcpdumps per scenario, injector, client actions
     for pid in pids:  # every process the lab started is gone (reaped, so its PID no longer exists)
         with pytest.raises(ProcessLookupError):
             os.kill(pid, 0)

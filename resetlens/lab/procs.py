@@ -42,6 +42,7 @@ class ProcessTable:
 
     def __init__(self) -> None:
         self.procs: dict[str, subprocess.Popen] = {}
+        self.spawned: list[int] = []  # every PID ever started, for checks after teardown
 
     def spawn(
         self,
@@ -68,6 +69,7 @@ class ProcessTable:
                 if f is not subprocess.DEVNULL:
                     f.close()  # type: ignore[union-attr]
         self.procs[name] = proc
+        self.spawned.append(proc.pid)
         return proc
 
     def pid(self, name: str) -> int:
