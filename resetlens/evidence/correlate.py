@@ -65,16 +65,50 @@ class CorrelationResult:
     warnings: list[str] = field(default_factory=list)
 
 
+class _Bucket:
+    """Resets sharing one key, in time order, for nearest-in-window lookups by bisection."""
+
+    __slots__ = ("resets", "times")
+
+    def __init__(self) -> None:
+        self.resets: list[model.Reset] = []
+        self.times: list[float] = []
+
+    def add(self, r: model.Reset) -> None:
+        if not self.resets or self.resets[-1] is not r:
+            self.resets.append(r)
+
+    def freeze(self) -> None:
+        self.resets = list({id(r): r for r in self.resets}.values())
+        self.resets.sort(key=lambda r: r.ts)
+        self.times = [r.ts for r in self.resets]
+
+    def nearest(self, ts: float | None, lo: float, hi: float) -> model.Reset | None:
+        """The reset nearest to ts with lo <= reset.ts - ts <= hi (the first one when ts is None)."""
+        if not self.resets:
+            return None
+        if ts is None:
+            return self.resets[0]
+        i = bisect.bisect_left(self.times, ts + lo)
+        j = bisect.bisect_right(self.times, ts + hi)
+        if i >= j:
+            return None
+        k = bisect.bisect_left(self.times, ts, i, j)
+        best = [self.resets[x] for x in (k - 1, k) if i <= x < j]
+        return min(best, key=lambda r: abs(r.ts - ts))
+
+
+_EMPTY = _Bucket()
+
+
 @dataclass
 class _Index:
     """Resets by 4-tuple, endpoint, address and time."""
 
     resets: list[model.Reset]
-    by_tuple: dict[tuple[str, int, str, int], list[model.Reset]] = field(
-        default_factory=lambda: defaultdict(list)
-    )
-    by_endpoint: dict[tuple[str, int], list[model.Reset]] = field(default_factory=lambda: defaultdict(list))
-    by_addr: dict[str, list[model.Reset]] = field(default_factory=lambda: defaultdict(list))
+    by_tuple: dict[tuple[str, int, str, int], _Bucket] = field(default_factory=lambda: defaultdict(_Bucket))
+    by_endpoint: dict[tuple[str, int], _Bucket] = field(default_factory=lambda: defaultdict(_Bucket))
+    by_addr: dict[str, _Bucket] = field(default_factory=lambda: defaultdict(_Bucket))
     times: list[float] = field(default_factory=list)
     ordered: list[model.Reset] = field(default_factory=list)
 
@@ -88,15 +122,17 @@ class _Index:
                     tuples.add((s.src, s.sport, s.dst, s.dport))
             endpoints, addrs = set(), set()
             for a, ap, b, bp in tuples:
-                for t in ((a, ap, b, bp), (b, bp, a, ap)):
-                    if r not in ix.by_tuple[t]:
-                        ix.by_tuple[t].append(r)
+                ix.by_tuple[(a, ap, b, bp)].add(r)
+                ix.by_tuple[(b, bp, a, ap)].add(r)
                 endpoints |= {(a, ap), (b, bp)}
                 addrs |= {a, b}
             for e in endpoints:
-                ix.by_endpoint[e].append(r)
+                ix.by_endpoint[e].add(r)
             for a in addrs:
-                ix.by_addr[a].append(r)
+                ix.by_addr[a].add(r)
+        for table in (ix.by_tuple, ix.by_endpoint, ix.by_addr):
+            for bucket in table.values():
+                bucket.freeze()
         ix.ordered = sorted(resets, key=lambda r: r.ts)
         ix.times = [r.ts for r in ix.ordered]
         return ix
@@ -105,18 +141,6 @@ class _Index:
         i = bisect.bisect_left(self.times, lo)
         j = bisect.bisect_right(self.times, hi)
         return self.ordered[i:j]
-
-
-def _nearest(cands: Iterable[model.Reset], ts: float | None, lo: float, hi: float) -> model.Reset | None:
-    """The candidate nearest to ts among those with lo <= reset.ts - ts <= hi (any one when ts is None)."""
-    best, best_d = None, None
-    for r in cands:
-        if ts is None:
-            return r
-        d = r.ts - ts
-        if lo <= d <= hi and (best_d is None or abs(d) < best_d):
-            best, best_d = r, abs(d)
-    return best
 
 
 def _endpoint(
@@ -150,7 +174,7 @@ def _tuples(rec: LogRecord) -> list[tuple[str, int, str, int]]:
 def _strong(rec: LogRecord, ix: _Index) -> tuple[model.Reset, str] | None:
     """Time-independent matches: 4-tuple, then client ip:port."""
     for t in _tuples(rec):
-        r = _nearest(ix.by_tuple.get(t, ()), rec.ts, -TUPLE_WINDOW, TUPLE_WINDOW)
+        r = ix.by_tuple.get(t, _EMPTY).nearest(rec.ts, -TUPLE_WINDOW, TUPLE_WINDOW)
         if r:
             return r, "4-tuple"
     client = _endpoint(rec.fields, "client_addr", "client_port", "client")
@@ -161,7 +185,7 @@ def _strong(rec: LogRecord, ix: _Index) -> tuple[model.Reset, str] | None:
     ):
         client = (rec.fields["remote_addr"], rec.fields["remote_port"])
     if client:
-        r = _nearest(ix.by_endpoint.get(client, ()), rec.ts, -TUPLE_WINDOW, TUPLE_WINDOW)
+        r = ix.by_endpoint.get(client, _EMPTY).nearest(rec.ts, -TUPLE_WINDOW, TUPLE_WINDOW)
         if r:
             return r, "client-port"
     return None
@@ -179,7 +203,7 @@ def _timed(
     lo, hi = -dur - slack, resolution + slack
     up = _endpoint(rec.fields, "upstream_addr", "upstream_port", "upstream")
     if up:
-        r = _nearest(ix.by_endpoint.get(up, ()), ts, lo, hi)
+        r = ix.by_endpoint.get(up, _EMPTY).nearest(ts, lo, hi)
         if r:
             return r, "upstream+time"
     remote = rec.fields.get("remote")
@@ -190,14 +214,14 @@ def _timed(
     ):
         ep = parse_addr(remote)
         if ep:
-            r = _nearest(ix.by_endpoint.get(ep, ()), ts, lo, hi)
+            r = ix.by_endpoint.get(ep, _EMPTY).nearest(ts, lo, hi)
             if r:
                 return r, "remote+time"
     for key in ("client", "client_addr", "remote_addr", "client_host"):
         addr = rec.fields.get(key)
         if isinstance(addr, str) and addr:
             addr = addr if parse_addr(addr) is None else parse_addr(addr)[0]  # type: ignore[index]
-            r = _nearest(ix.by_addr.get(addr, ()), ts, lo, hi)
+            r = ix.by_addr.get(addr, _EMPTY).nearest(ts, lo, hi)
             if r:
                 return r, "client+time"
             break
@@ -234,7 +258,7 @@ def _line(rec: LogRecord, path: str, offset: float, how: str) -> model.LogLine:
         text=rec.text,
         host=rec.host,
         event=rec.event,
-        fields=dict(rec.fields),
+        fields=rec.fields,  # shared, not copied: many lines, read-only from here on
         match=how,
     )
 
@@ -360,14 +384,19 @@ def correlate(
         res.sources.append(stats)
 
     # cross-file joins (nginx error <-> access, request ids between sources)
-    all_conn: dict[tuple[str | None, int], list[model.Reset]] = defaultdict(list)
-    all_rid: dict[str, list[model.Reset]] = defaultdict(list)
+    all_conn: dict[tuple[str | None, int], _Bucket] = defaultdict(_Bucket)
+    all_rid: dict[str, _Bucket] = defaultdict(_Bucket)
     for log in logs:
         by_conn, by_rid = log.meta["_joins"]
         for k, v in by_conn.items():
-            all_conn[k] += v
+            for r in v:
+                all_conn[k].add(r)
         for k, v in by_rid.items():
-            all_rid[k] += v
+            for r in v:
+                all_rid[k].add(r)
+    for table in (all_conn, all_rid):
+        for bucket in table.values():
+            bucket.freeze()
     for log, stats in zip(logs, res.sources, strict=True):
         matched = log.meta.pop("_matched")
         log.meta.pop("_joins")
@@ -376,13 +405,15 @@ def correlate(
             if i in matched:
                 continue
             conn, rid = rec.fields.get("connection"), rec.fields.get("request_id")
-            if isinstance(conn, int) and rec.kind.startswith("nginx") and all_conn.get((rec.host, conn)):
-                r = _nearest(all_conn[(rec.host, conn)], rec.ts, -TUPLE_WINDOW, TUPLE_WINDOW)
+            if isinstance(conn, int) and rec.kind.startswith("nginx") and (rec.host, conn) in all_conn:
+                r = all_conn[(rec.host, conn)].nearest(rec.ts, -TUPLE_WINDOW, TUPLE_WINDOW)
                 if r:
                     matched[i] = [(r, "nginx-connection")]
                     continue
-            if isinstance(rid, str) and all_rid.get(rid):
-                matched[i] = [(all_rid[rid][0], "request-id")]
+            if isinstance(rid, str) and rid in all_rid:
+                r = all_rid[rid].nearest(rec.ts, -TUPLE_WINDOW, TUPLE_WINDOW)
+                if r:
+                    matched[i] = [(r, "request-id")]
         n_matched = 0
         unmatched_requests = 0
         for i, rec in enumerate(log.records):

@@ -127,17 +127,19 @@ class HostSnapshots:
 
     def owner(self, addr: str, port: int, peer: str | None = None, pport: int | None = None) -> Socket | None:
         """The socket with this local address:port (and peer, when given); listeners as a fallback."""
+        if not hasattr(self, "_by_port"):
+            self._by_port: dict[int, list[Socket]] = {}
+            for snap in (self.after, self.before):
+                for s in snap.sockets if snap else ():
+                    self._by_port.setdefault(s.lport, []).append(s)
         listener = None
-        for snap in (self.after, self.before):
-            if snap is None:
+        for s in self._by_port.get(port, ()):
+            if s.local not in (addr, "*", "0.0.0.0", "::"):
                 continue
-            for s in snap.sockets:
-                if s.lport != port or s.local not in (addr, "*", "0.0.0.0", "::"):
-                    continue
-                if peer is not None and s.peer == peer and s.pport == pport:
-                    return s
-                if s.state == "LISTEN" and listener is None:
-                    listener = s
+            if peer is not None and s.peer == peer and s.pport == pport:
+                return s
+            if s.state == "LISTEN" and listener is None:
+                listener = s
         return listener
 
     def facts(self) -> list[LogRecord]:
