@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 from conftest import ROOT
-from test_batch_support import WAIT_S, assert_consistent, corrupt_archive, good_archive, rows
+from test_batch_support import WAIT_S, assert_consistent, corpus, corrupt_archive, good_archive, put, rows
 
 from resetlens.batch.run import run_batch
 from resetlens.errors import ResetlensError
@@ -123,6 +123,6 @@ def test_unreachable_scheduler_is_bad_usage(tmp_path: Path) -> None:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
         root = tmp_path / "a"
-        root.mkdir()
+        put(root / "b" / "c.pcap", corpus("zeek_tcp_single-rst.pcap"))
         with pytest.raises(ResetlensError, match="cannot reach the Dask scheduler"):
             run_batch(root, tmp_path / "u.duckdb", dask=f"tcp://127.0.0.1:{port}")

@@ -161,3 +161,23 @@ def test_content_hash_changes_with_content_not_with_mtime(tmp_path: Path) -> Non
     f.rename(tmp_path / "b" / "z.pcap")  # same bytes, another name
     (spec,) = discover(tmp_path)
     assert spec.hash() not in (h1, h2)
+
+
+def test_manifest_files_outside_the_bundle_count_in_its_hash(tmp_path: Path) -> None:
+    shared = put(tmp_path / "shared" / "edge.pcap")
+    b = tmp_path / "archive" / "inc"
+    b.mkdir(parents=True)
+    (b / "resetlens.toml").write_text('[[capture]]\nvantage = "edge"\npath = "../../shared/edge.pcap"\n')
+    (spec,) = discover(tmp_path / "archive")
+    assert shared in spec.files
+    h1 = spec.hash()
+    put(shared, OTHER)
+    assert spec.hash() != h1
+
+
+def test_symlinked_capture_file_is_taken(tmp_path: Path) -> None:
+    real = put(tmp_path / "store" / "abc.pcap")
+    (tmp_path / "archive" / "inc").mkdir(parents=True)
+    (tmp_path / "archive" / "inc" / "client.pcap").symlink_to(real)
+    (spec,) = discover(tmp_path / "archive")
+    assert [c.vantage for c in spec.captures] == ["client"]

@@ -213,6 +213,8 @@ def test_bad_usage_raises_one_line_errors(tmp_path: Path) -> None:
         run_batch(tmp_path / "missing", tmp_path / "a.duckdb")
     with pytest.raises(ResetlensError, match="does not exist"):
         run_batch(root, tmp_path / "nofolder" / "a.duckdb")
+    with pytest.raises(ResetlensError, match="no bundles found"):
+        run_batch(root, tmp_path / "empty.duckdb")  # an archive without captures is no usable input
     garbage = tmp_path / "garbage.duckdb"
     garbage.write_bytes(b"not a database" * 100)
     with pytest.raises(ResetlensError, match="cannot open database"):

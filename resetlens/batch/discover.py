@@ -121,7 +121,8 @@ def _walk(folder: Path, archive: Path, skip: set[Path], found: list[BundleSpec])
     if any(e.name == MANIFEST and e.is_file() for e in entries):
         found.append(_manifest_bundle(folder, archive))
         return
-    files = [Path(e.path) for e in entries if e.is_file(follow_symlinks=False) and not e.name.startswith(".")]
+    # file symlinks are followed (archives deduplicate with them); folder symlinks are not (no loops)
+    files = [Path(e.path) for e in entries if e.is_file() and not e.name.startswith(".")]
     dirs = [
         Path(e.path)
         for e in entries
@@ -147,7 +148,22 @@ def _manifest_bundle(folder: Path, archive: Path) -> BundleSpec:
     for dirpath, dirnames, filenames in os.walk(folder):
         dirnames[:] = sorted(d for d in dirnames if not d.startswith(".") and d != "reports")
         files += [Path(dirpath, f) for f in sorted(filenames) if not f.startswith(".")]
+    files += _manifest_outside(folder, set(files))
     return BundleSpec(_rel(folder, archive), folder, "manifest", [], files)
+
+
+def _manifest_outside(folder: Path, inside: set[Path]) -> list[Path]:
+    """Files the manifest names outside its folder ("../shared/x.pcap"): their content counts too."""
+    from resetlens.bundle import load_bundle
+    from resetlens.errors import ResetlensError
+
+    try:
+        bundle = load_bundle(folder)
+    except (ResetlensError, OSError, ValueError):
+        return []  # a broken manifest: the analysis will fail and say why
+    named = [p for c in bundle.captures for p in c.paths] + [log.path for log in bundle.logs]
+    resolved = {p.resolve() for p in inside}
+    return sorted({p for p in named if p.resolve() not in resolved and p.is_file()})
 
 
 def _loose_bundles(

@@ -286,6 +286,8 @@ def run_batch(
     if workers is not None and workers < 1:
         raise ResetlensError(f"--workers must be at least 1, got {workers}")
     specs = discover(archive, exclude=[out] if out is not None else [])
+    if not specs:
+        raise ResetlensError("no bundles found (no resetlens.toml and no capture files)", path=str(archive))
     known = db.known()
     summary = BatchSummary(bundles=len(specs))
     executor: LocalExecutor | DaskExecutor
