@@ -34,6 +34,8 @@ def test_real_snapshot_bundle():
     rules = hs.after.rejects
     assert [r["dports"] for r in rules] == [[9999], [7000, 7001], [[8000, 8100]]]
     assert rules[0]["limit"] == "limit rate over 5/second" and rules[0]["packets"] == 7
+    assert rules[0]["key"] == "tcp dport 9999 limit rate over 5/second  reject with tcp reset"
+    assert {r["key"] for r in hs.before.rejects} == {r["key"] for r in rules}
     assert (rules[0]["table"], rules[0]["chain"]) == ("inet rl", "input")
     assert rule_matches_port(rules[2], 8080) and not rule_matches_port(rules[2], 9999)
     # conntrack: count and max, summed per-CPU stats
@@ -112,7 +114,14 @@ def test_ss_forms_and_iptables_and_counts():
         "-A INPUT -p tcp -m tcp --dport 8000:8100 -j REJECT --reject-with tcp-reset\n-A INPUT -j ACCEPT\n"
     )
     assert ipt == [
-        {"table": "", "chain": "INPUT", "rule": ipt[0]["rule"], "line": 1, "dports": [[8000, 8100]]}
+        {
+            "table": "",
+            "chain": "INPUT",
+            "rule": ipt[0]["rule"],
+            "key": ipt[0]["rule"],
+            "line": 1,
+            "dports": [[8000, 8100]],
+        }
     ]
     assert parse_conntrack_count("42\n262144\n") == {"count": 42, "max": 262144}
     assert parse_ip_link("garbage") == {}

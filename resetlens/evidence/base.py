@@ -175,11 +175,13 @@ def iso_epoch(m: re.Match[str], tz: dt.tzinfo) -> float | None:
     return local_epoch(y, mo, d, h, mi, s, frac, tz)
 
 
+# ip:port as logs write it: [v6]:port or v4:port.
+ADDR_RE = re.compile(r"\[([0-9A-Fa-f:.]+)\]:(\d{1,5})|([0-9]{1,3}(?:\.[0-9]{1,3}){3}):(\d{1,5})")
+
+
 def parse_addr(text: str) -> tuple[str, int] | None:
     """'10.0.0.9:8080' or '[2001:db8::1]:443' -> (address, port); None when not ip:port."""
-    m = re.fullmatch(
-        r"\[([0-9A-Fa-f:.]+)\]:(\d{1,5})|([0-9]{1,3}(?:\.[0-9]{1,3}){3}):(\d{1,5})", text.strip()
-    )
+    m = ADDR_RE.fullmatch(text.strip())
     if not m:
         return None
     addr, port = (m[1], m[2]) if m[1] else (m[3], m[4])

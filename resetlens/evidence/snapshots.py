@@ -177,7 +177,7 @@ class HostSnapshots:
         }
         for rule in after.rejects:
             fields = dict(rule)
-            prior = before_hits.get(_rule_key(rule["rule"]))
+            prior = before_hits.get(rule["key"])
             if isinstance(prior, int) and isinstance(rule.get("packets"), int):
                 fields["packets_delta"] = rule["packets"] - prior
             hits = fields.get("packets_delta", rule.get("packets"))
@@ -327,6 +327,7 @@ def parse_nft(text: str) -> list[dict[str, Any]]:
             continue
         rule = line.strip()
         entry: dict[str, Any] = {"table": table, "chain": chain or _ipt_chain(rule), "rule": rule, "line": n}
+        entry["key"] = _rule_key(rule)  # the rule without its counters: the same rule in both snapshots
         c = NFT_COUNTER_RE.search(rule)
         if c:
             entry.update(packets=int(c[1]), bytes=int(c[2]))
