@@ -159,3 +159,23 @@ def test_no_resets_everything_is_context():
     res = correlate([], [log])
     assert len(res.context) == sum(1 for r in log.records if r.event != "request")
     assert res.sources[0]["matched"] == 0
+
+
+def test_manifest_host_names_the_journal_when_hostname_differs():
+    """_HOSTNAME says app-1, the manifest calls the machine "api": the file's manifest host maps the addresses."""
+    r = reset("r", T0 + 0.385678, "10.0.0.9", 22400, "10.0.0.5", 36828)
+    elsewhere = reset("e", T0 + 0.385678, "10.9.9.9", 22400, "10.0.0.5", 36829)
+    log = parse_log(fx("journald.json"), "journald-json", host="api")
+    res = correlate([r, elsewhere], [log], hosts=[model.Host("api", "server", ["10.0.0.9"])])
+    got = {x.event: x.match for x in res.by_reset["r"]}
+    assert got["unit_exited"] == "host+time"
+    assert not [x for x in res.by_reset["e"] if x.event == "unit_exited"]
+
+
+def test_access_line_matches_any_upstream_nginx_tried():
+    fmt = open(fx("nginx-access-rl.format")).read()
+    log = parse_log(fx("nginx-access-rl.log"), "nginx-access", fmt=fmt)
+    r = reset("r", T0 + 7.249, "10.0.0.10", 8080, "10.0.0.2", 45000)  # the second of three peers tried
+    res = correlate([r], [log])
+    (line,) = [x for x in res.by_reset["r"]]
+    assert line.line == 3 and line.match == "upstream+time"

@@ -201,8 +201,11 @@ def _timed(
     """
     dur = _duration(rec)
     lo, hi = -dur - slack, resolution + slack
-    up = _endpoint(rec.fields, "upstream_addr", "upstream_port", "upstream")
-    if up:
+    ups = [_endpoint(rec.fields, "upstream_addr", "upstream_port", "upstream")]
+    ups += [
+        (t["ip"], t["port"]) for t in rec.fields.get("upstreams") or () if t.get("ip")
+    ]  # every peer nginx tried
+    for up in dict.fromkeys(u for u in ups if u):
         r = ix.by_endpoint.get(up, _EMPTY).nearest(ts, lo, hi)
         if r:
             return r, "upstream+time"
@@ -360,7 +363,7 @@ def correlate(
                 continue
             ts = rec.ts + offset
             if rec.event in HOST_TIMED:
-                found = _host_timed(rec, ts, ix, hostmap, unit_ports)
+                found = _host_timed(rec, ts, ix, hostmap, unit_ports, log.host)
                 if found:
                     matched[i] = found
                 continue
@@ -453,10 +456,14 @@ def _host_timed(
     ix: _Index,
     hostmap: _Hosts,
     unit_ports: dict[tuple[str | None, str], set[int]],
+    manifest_host: str | None = None,
 ) -> list[tuple[model.Reset, str]]:
-    """Resets shortly after a lifecycle/kernel event, on the event's host (and the unit's ports when known)."""
+    """Resets shortly after a lifecycle/kernel event, on the event's host (and the unit's ports when known).
+
+    The host is the line's own (_HOSTNAME, syslog header), else the manifest's host for the file.
+    """
     cands = ix.between(ts - LIFECYCLE_AFTER, ts + LIFECYCLE_BEFORE)
-    addrs = hostmap.of(rec.host)
+    addrs = hostmap.of(rec.host) or hostmap.of(manifest_host)
     how = "time"
     if addrs:
         cands = [r for r in cands if _involves(r, addrs)]
@@ -465,7 +472,7 @@ def _host_timed(
     ports = set()
     if isinstance(unit, str):
         for (h, u), p in unit_ports.items():
-            if u == unit and (h == rec.host or h is None or rec.host is None):
+            if u == unit and (h in (rec.host, manifest_host) or h is None or rec.host is None):
                 ports |= p
     if rec.event == events.SYN_FLOOD and isinstance(rec.fields.get("port"), int):
         ports = {rec.fields["port"]}
