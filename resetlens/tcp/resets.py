@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 from collections import Counter
 from dataclasses import dataclass, field
+from functools import cache
 from typing import Any
 
 import numpy as np
@@ -77,6 +78,11 @@ OPT_NAMES = (
     (OPT_TRUNCATED, "truncated"),
 )
 CSUM_NAMES = {0: "unchecked", CSUM_OK: "ok", CSUM_BAD: "bad", CSUM_UNKNOWN: "unknown"}
+
+
+@cache
+def _flag_text(flags: int) -> str:
+    return flag_letters(flags)
 
 
 def option_names(bits: int) -> list[str]:
@@ -249,7 +255,7 @@ def build_record(
         dst=halves_to_addr(row["dst_hi"], row["dst_lo"]),
         dport=int(row["dport"]),
         sent_by="orig" if snap.sent_by_orig else "resp",
-        flags=flag_letters(flags),
+        flags=_flag_text(flags),
         rst_ack=has_ack,
         seq=seq,
         ack=ack,
@@ -334,7 +340,7 @@ def _context(rec: ResetRecord, row: np.void, flow: np.ndarray) -> None:
         {
             "frame": int(p["frame"]),
             "from": "sender" if s else "receiver",
-            "flags": flag_letters(int(p["flags"])),
+            "flags": _flag_text(int(p["flags"])),
             "len": int(p["payload_len"]),
         }
         for p, s in zip(prev, prev_sender, strict=True)

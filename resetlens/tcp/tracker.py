@@ -24,6 +24,7 @@ ADDR_CACHE = 100_000  # address strings remembered for Connection rows
 MAX_ANCHORS = 200_000  # bound on the clock-alignment sample
 ANCHOR_DATA_PKTS = 2  # data segments per direction that count as anchors
 COMPACT_ROWS = 300_000  # compact the retained rows when this many are pending
+COMPILE_MIN_PACKETS = 20_000  # a first chunk this large selects the compiled engine (when numba is there)
 
 
 @dataclass
@@ -60,9 +61,8 @@ class VantageTracker:
 
     def __init__(self, vantage: str, compiled: bool | None = None) -> None:
         self.vantage = vantage
-        if compiled is None:
-            compiled = fast.HAVE_NUMBA
-        self.engine = fast.FastTracker(self) if compiled else None
+        self.compiled = compiled  # None: decided on the first chunk (see COMPILE_MIN_PACKETS)
+        self.engine: fast.FastTracker | None = fast.FastTracker(self) if compiled else None
         self.live: dict[tuple, Conn] = {}
         self.objs: list[Conn | None] = []  # by conn idx, None once finalised
         self.final_n: list[int] = []  # packets of finalised connections
@@ -84,6 +84,11 @@ class VantageTracker:
         n = len(table)
         if n == 0:
             return
+        if self.packets == 0 and self.engine is None:
+            # Compiling the kernel costs seconds once per installation: not worth it for small captures.
+            use = self.compiled if self.compiled is not None else fast.HAVE_NUMBA and n >= COMPILE_MIN_PACKETS
+            if use:
+                self.engine = fast.FastTracker(self)
         self.packets += n
         if self.engine is not None:
             self.engine.feed(table, _keys)
@@ -228,7 +233,11 @@ class VantageTracker:
         if text is None:
             if len(self.addr_text) > ADDR_CACHE:
                 self.addr_text.clear()
-            text = self.addr_text[(hi, lo)] = halves_to_addr(hi, lo)
+            if hi == 0 and lo >> 32 == 0xFFFF:  # IPv4-mapped: format directly (ipaddress is slow)
+                text = f"{(lo >> 24) & 255}.{(lo >> 16) & 255}.{(lo >> 8) & 255}.{lo & 255}"
+            else:
+                text = halves_to_addr(hi, lo)
+            self.addr_text[(hi, lo)] = text
         return text
 
     def uid(self, idx: int) -> str:
