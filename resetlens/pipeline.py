@@ -384,25 +384,30 @@ def gather_flows(analysis: Analysis, reads: list[VantageRead]) -> tuple[dict, di
 
 
 def attach_logs(bundle: Bundle, analysis: Analysis, case: Case) -> None:
-    """Parse every log of the bundle and tie its lines to the resets (before the verdicts, which read them)."""
-    if not bundle.logs and bundle.snapshots is None:
-        return
-    from resetlens import evidence
+    """Parse every log of the bundle and tie its lines (and host-snapshot facts) to the resets, before
+    the verdicts, which read them."""
+    from resetlens.evidence import parse_log
+    from resetlens.evidence.correlate import correlate
+    from resetlens.evidence.snapshots import load_snapshots
 
+    snapshots = load_snapshots(str(bundle.root)) if bundle.root is not None else {}
+    if not bundle.logs and not snapshots:
+        return
     parsed = []
     for spec in bundle.logs:
         try:
-            log = evidence.parse_log(
-                spec.path, spec.kind, tz=bundle.timezone, host=spec.host, fmt=spec.format
-            )
+            log = parse_log(spec.path, spec.kind, tz=bundle.timezone, host=spec.host, fmt=spec.format)
         except ResetlensError as e:
             analysis.warnings.append(str(e))
             continue
         log.path = bundle.display(spec.path)
         parsed.append(log)
-    result = evidence.correlate(analysis.resets, parsed, hosts=case.hosts)
+    result = correlate(analysis.resets, parsed, hosts=analysis.hosts, snapshots=snapshots)
     analysis.context_logs = result.context
     analysis.log_sources = result.sources
+    analysis.warnings.extend(result.warnings)
+    for line in [*analysis.context_logs, *(x for r in analysis.resets for x in r.logs)]:
+        if line.path and Path(line.path).is_absolute():
+            line.path = bundle.display(Path(line.path))
     case.facts["logs"] = parsed
-    if bundle.snapshots is not None:
-        case.facts["snapshots"] = evidence.read_snapshots(bundle.snapshots)
+    case.facts["snapshots"] = snapshots
