@@ -426,3 +426,13 @@ def test_real_nginx_and_haproxy_lines():
     ]
     assert ha.records[4].tuple4 is not None and ha.records[1].tuple4 is None  # "-:- -:-" without a server
     assert ha.records[6].event == "upstream_reset"
+
+
+def test_real_client_lines():
+    log = parse_log(fx("real/apps.log"), "app")
+    assert (
+        log.ignored == 0 and log.unparsed == 0
+    )  # every stored line is one a real client printed on a reset/close
+    classes = [r.fields["class"] for r in log.records]
+    assert classes[:4] == ["rst_received", "fin_received", "refused", "tls_reset"]  # curl 56, 52, 7, 35
+    assert "conn_lost" in classes  # psql: libpq says the same for FIN and RST

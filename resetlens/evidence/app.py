@@ -59,7 +59,10 @@ RULES: list[tuple[re.Pattern[str], str, str]] = [
     (re.compile(r"curl: \(56\) Recv failure: Connection reset by peer"), "rst_received", "curl"),
     (re.compile(r"curl: \(55\) Send failure: Broken pipe"), "broken_pipe", "curl"),
     (re.compile(r"curl: \(52\) Empty reply from server"), "fin_received", "curl"),
-    (re.compile(r"curl: \(7\) .*Connection refused"), "refused", "curl"),
+    (re.compile(r"curl: \(35\) .*(?:[Rr]eset by peer|SSL_ERROR_SYSCALL)"), "tls_reset", "curl"),
+    (re.compile(r"curl: \(7\) (?:.*Connection refused|Failed to connect)"), "refused", "curl"),
+    (re.compile(r"server closed the connection unexpectedly"), "conn_lost", "libpq"),  # EOF and RST alike
+    (re.compile(r"unexpected eof while reading"), "fin_received", "openssl"),
     (re.compile(r"\b(?:read|write):errno=104\b"), "rst_received", "openssl"),
     (
         re.compile(r"could not receive data from client: Connection reset by peer"),
