@@ -520,7 +520,7 @@ def render_html(analysis: Analysis, *, snippets_dir: Path | None = None, html_di
         context_logs=analysis.context_logs[:CONTEXT_LOGS_MAX],
         context_logs_more=max(0, len(analysis.context_logs) - CONTEXT_LOGS_MAX),
         log_sources=analysis.log_sources,
-        log_source_columns=_log_source_columns(analysis.log_sources),
+        source_rows=source_rows(analysis.log_sources),
         catalog=catalog,
         limits={
             "evidence": EVIDENCE_MAX,
@@ -537,16 +537,63 @@ def render_html(analysis: Analysis, *, snippets_dir: Path | None = None, html_di
     )
 
 
-def _log_source_columns(sources: list[dict[str, Any]]) -> list[str]:
-    """Columns of the log-sources table: the usual ones first, then any other key a parser reported."""
-    known = ["kind", "path", "host", "lines", "unparsed", "clock_offset"]
-    extra: dict[str, None] = {}
-    for src in sources:
-        for key in src:
-            if key not in known and key != "warnings":
-                extra.setdefault(str(key), None)
-    present = [k for k in known if any(k in s for s in sources)]
-    return present + list(extra)[:6]
+@dataclass
+class SourceRow:
+    """One log source as a table row: the usual facts in columns, anything else in 'details'."""
+
+    kind: str
+    path: str
+    host: str
+    lines: str
+    unparsed: str
+    matched: str
+    clock: str
+    details: str
+    warnings: list[str]
+
+
+# Flattened values that say nothing (zero counters, empty lists), left out of a source's details.
+QUIET_VALUES = frozenset({"0", "false", "null", "[]", "{}", '""', "0.0"})
+# Log-source keys shown in their own column (the rest go to "details" when they say something).
+SOURCE_COLUMNS = ("kind", "path", "host", "lines", "unparsed", "matched", "clock_offset", "warnings")
+
+
+def _details(other: dict[str, Any]) -> str:
+    """A source's other facts as 'key=value; ...', without empty values or what the columns already show."""
+    parts = []
+    for key, value in facts(other):
+        key = key.removeprefix("summary.")
+        if value not in QUIET_VALUES and key.rsplit(".", 1)[-1] not in SOURCE_COLUMNS:
+            parts.append(f"{key}={value}")
+    return _clip("; ".join(parts), 600)
+
+
+def source_rows(sources: list[dict[str, Any]]) -> list[SourceRow]:
+    rows = []
+    for src in sources[:ROWS_MAX]:
+        offset = src.get("clock_offset")
+        other = {
+            k: v
+            for k, v in src.items()
+            if k not in SOURCE_COLUMNS
+            and v not in (None, False, 0, "", [], {})
+            and not k.startswith("clock_offset_")
+        }
+        warnings = src.get("warnings")
+        rows.append(
+            SourceRow(
+                kind=brief(src.get("kind"), 40),
+                path=brief(src.get("path"), 200),
+                host=brief(src.get("host"), 80),
+                lines=brief(src.get("lines"), 20),
+                unparsed=brief(src.get("unparsed"), 20),
+                matched=brief(src.get("matched"), 20),
+                clock=view.fmt_offset(_num(offset), None) if isinstance(offset, (int, float)) else "",
+                details=_details(other),
+                warnings=[brief(w, 300) for w in warnings] if isinstance(warnings, list) else [],
+            )
+        )
+    return rows
 
 
 def write_html(
