@@ -132,7 +132,7 @@ def test_real_client_error_lines(ports, tmp_path):
     assert len(seen) >= 5  # curl, openssl and Python at least
     if os.environ.get("RESETLENS_WRITE_FIXTURES") == "1":
         lines = []
-        for name, text in out.items():
+        for text in out.values():
             lines += [ln for ln in text.splitlines() if parse_bytes(ln.encode(), "app").records]
         path = os.path.join(ROOT, "fixtures", "logs", "real", "apps.log")
         with open(path, "w") as f:
