@@ -313,6 +313,11 @@ def test_syslog_mixes_sources():
     assert r[3].event == "unit_restart_scheduled" and r[3].fields["n_restarts"] == 4
     assert 4 not in r
     assert r[5].tuple4 == ("10.0.0.5", 51514, "10.0.0.9", 8200) and r[5].fields["tool"] == "vault"
+    assert (
+        r[6].event == "upstream_reset"
+        and r[6].fields["connection"] == 884
+        and r[6].fields["upstream_port"] == 8080
+    )
 
 
 def test_syslog_year_rolls_back_for_a_december_line_read_in_january():

@@ -25,7 +25,7 @@ from __future__ import annotations
 import bisect
 import statistics
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -485,7 +485,14 @@ def _host_timed(
     return [(r, how) for r in cands[:LIFECYCLE_MAX_RESETS]]
 
 
-def _snapshot_facts(resets, snapshots, hostmap, res, put, context_limit) -> None:
+def _snapshot_facts(
+    resets: list[model.Reset],
+    snapshots: dict[str, HostSnapshots],
+    hostmap: _Hosts,
+    res: CorrelationResult,
+    put: Callable[[model.Reset, model.LogLine], bool],
+    context_limit: int,
+) -> None:
     """Host facts (reject rules, counters) and socket owners from ss, per host."""
     for name, hs in snapshots.items():
         addrs = hostmap.of(name)

@@ -136,7 +136,9 @@ def classify_systemd(message: str) -> tuple[str, dict[str, Any]] | None:
     return None
 
 
-def classify_message(ident: str | None, message: str, transport: str | None = None):
+def classify_message(
+    ident: str | None, message: str, transport: str | None = None
+) -> tuple[str, dict[str, Any], tuple[str, int, str, int] | None] | None:
     """(event, fields, 4-tuple) for any journal or syslog message, by who wrote it."""
     if ident == "kernel" or transport == "kernel":
         found = classify_kernel(message)
@@ -152,6 +154,15 @@ def classify_message(ident: str | None, message: str, transport: str | None = No
         rec = haproxy.payload_record(message)
         if rec is not None:
             return rec
+    if ident and ident.startswith("nginx"):
+        from resetlens.evidence import nginx  # nginx's error log through syslog or stderr
+
+        m = nginx.ERROR_RE.search(message)
+        event, fields = nginx.classify_error(m[11] if m else message.lstrip("*0123456789 "))
+        if event:
+            if m and m[10]:
+                fields["connection"] = int(m[10])
+            return event, fields, None
     found = app.classify(message)
     if found:
         cls, fields, tuple4 = found
