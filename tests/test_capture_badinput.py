@@ -12,7 +12,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from resetlens.capture import extract_frames, open_capture, read_table
+from resetlens.capture import extract_frames, open_capture, read_table, walk
 from resetlens.errors import CaptureError
 from tests.test_capture_build import block, epb, ether, idb, pcap, shb, tcp4, tcp6, write
 
@@ -200,18 +200,38 @@ def hostile(draw) -> bytes:
     return data
 
 
+def _read_all(path: Path, block_size: int):
+    reader = open_capture(path, block_size=block_size)
+    chunks = list(reader.chunks())
+    table = np.concatenate([c.table for c in chunks]) if chunks else None
+    segments = {k: v for c in chunks for k, v in c.segments.items()}
+    return table, segments, reader.info
+
+
 @settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(data=hostile())
 def test_only_capture_error_escapes(tmp_path: Path, data: bytes) -> None:
+    """Also: the C accelerator and the pure Python path agree on every hostile input."""
     path = write(tmp_path, "fuzz.cap", data)
-    try:
-        reader = open_capture(path, block_size=int.from_bytes(data[-2:] or b"\0", "little") % 3000 + 64)
-        rows = sum(len(c.table) for c in reader.chunks())
-        assert rows == reader.info.tcp_packets <= reader.info.packets
-        assert all("\n" not in w for w in reader.info.warnings)
-        table, segments, _ = read_table(path)
-        assert len(table) == rows and set(segments) <= set(table["frame"].tolist())
-        assert np.all(np.diff(table["frame"].astype(np.int64)) > 0)
-        extract_frames(path, {1, 2, 3})
-    except CaptureError as exc:
-        assert "\n" not in str(exc)
+    block_size = int.from_bytes(data[-2:] or b"\0", "little") % 3000 + 64
+    outcomes = []
+    for accelerated in [False, True] if walk._cwalk is not None else [False]:
+        previous = walk.use_accelerator(accelerated)
+        try:
+            table, segments, info = _read_all(path, block_size)
+            rows = 0 if table is None else len(table)
+            assert rows == info.tcp_packets <= info.packets
+            assert all("\n" not in w for w in info.warnings)
+            if rows:
+                assert set(segments) <= set(table["frame"].tolist())
+                assert np.all(np.diff(table["frame"].astype(np.int64)) > 0)
+            extract_frames(path, {1, 2, 3})
+            outcomes.append(
+                (None if table is None else table.tobytes(), segments, info.warnings, info.packets)
+            )
+        except CaptureError as exc:
+            assert "\n" not in str(exc)
+            outcomes.append(str(exc))
+        finally:
+            walk.use_accelerator(previous)
+    assert all(o == outcomes[0] for o in outcomes)

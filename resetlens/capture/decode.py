@@ -9,12 +9,14 @@ hostile bytes can produce wrong rows but never an exception.
 from __future__ import annotations
 
 import struct
+import sys
 from dataclasses import dataclass, field
 
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
 from resetlens.capture import linktypes as lt
+from resetlens.capture import walk
 from resetlens.capture.table import (
     CSUM_BAD,
     CSUM_OK,
@@ -127,12 +129,38 @@ class Decoded:
     fragments_skipped: int = 0
     direction: np.ndarray = field(default_factory=lambda: np.zeros(0, np.uint8))  # per record
     ifindex: np.ndarray = field(default_factory=lambda: np.zeros(0, np.uint32))  # per record
+    table: np.ndarray | None = None  # the C decoder fills table rows directly (cols is then empty)
+
+
+# Fields the C decoder writes, in the order of its F_* enum.
+C_FIELDS = (
+    "ipver", "src_hi", "src_lo", "dst_hi", "dst_lo", "sport", "dport", "flags", "seq", "ack", "window",
+    "ttl", "ip_id", "df", "payload_len", "captured_len", "opts", "tsval", "head", "direction", "ifindex",
+)  # fmt: skip
+
+
+def _c_layout() -> tuple[int, ...] | None:
+    """(offset, size) per C field, or None when the C decoder cannot write this table layout."""
+    if sys.byteorder != "little":
+        return None
+    layout: list[int] = []
+    for name in C_FIELDS:
+        dtype, offset = PACKET_DTYPE.fields[name][:2]
+        if dtype.kind not in "ub" or dtype.byteorder == ">" or dtype.itemsize > 8:
+            return None
+        layout += [offset, dtype.itemsize]
+    return tuple(layout)
+
+
+C_LAYOUT = _c_layout()
 
 
 def decode_block(
     buf: np.ndarray, data: np.ndarray, caplen: np.ndarray, wirelen: np.ndarray, linktype: np.ndarray
 ) -> Decoded:
     """Decode the frames whose bytes are buf[data[i] : data[i] + caplen[i]] (linktype per frame)."""
+    if walk.ACCELERATED and C_LAYOUT is not None and hasattr(walk._cwalk, "decode"):
+        return _decode_c(buf, data, caplen, wirelen, linktype)
     g = Gather(buf)
     n = len(data)
     data = data.astype(np.int64)
@@ -151,6 +179,26 @@ def decode_block(
     rows = _ip(g, np.arange(n, dtype=np.int64), l3, kind, end, wend, state, depth=0)
     rec, cols, segments = _tcp(g, rows)
     return Decoded(rec, cols, segments, state.nonfirst, direction, ifindex)
+
+
+def _decode_c(buf, data, caplen, wirelen, linktype) -> Decoded:
+    """The same decode in C (`_cwalk.decode`): rows are written straight into the table."""
+    n = len(data)
+    table = np.zeros(n, PACKET_DTYPE)
+    args = [np.ascontiguousarray(a, np.int64) for a in (data, caplen, wirelen, linktype)]
+    rows, rec_raw, rst_raw, frags = walk._cwalk.decode(buf, *args, table, PACKET_DTYPE.itemsize, C_LAYOUT)
+    table = table[:rows] if rows * 10 >= n * 9 else table[:rows].copy()  # do not pin unused rows
+    rec = np.frombuffer(rec_raw, np.int64)
+    segments: dict[int, bytes] = {}
+    if rst_raw:
+        csum = table["csum"]
+        for row, start, stop, tcp_len in np.frombuffer(rst_raw, np.int64).reshape(-1, 4).tolist():
+            segment = buf[start:stop].tobytes()
+            segments[int(rec[row])] = segment
+            r = table[row]
+            addrs = (int(r["src_hi"]), int(r["src_lo"]), int(r["dst_hi"]), int(r["dst_lo"]))
+            csum[row] = tcp_checksum_status(int(r["ipver"]), addrs, segment, tcp_len)
+    return Decoded(rec, {}, segments, int(frags), table=table)
 
 
 def _link(g, code, sel, data, end, l3, kind, direction, ifindex) -> None:

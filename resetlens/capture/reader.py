@@ -448,6 +448,15 @@ class _PcapParser(_Parser):
 
 def _table(dec: Decoded, recs: Records, idx: np.ndarray | None, base: int) -> np.ndarray:
     rec = dec.rec if idx is None else idx[dec.rec]
+    if dec.table is not None:  # the C decoder filled the header columns
+        table = dec.table
+        table["frame"] = recs.first_frame + rec
+        table["offset"] = base + recs.offset[rec]
+        table["ts"] = recs.ts[rec]
+        table["iface"] = recs.iface[rec]
+        link_dir = table["direction"]
+        table["direction"] = np.where(link_dir != 0, link_dir, recs.direction[rec])
+        return table
     table = np.zeros(len(rec), PACKET_DTYPE)
     if not len(rec):
         return table
