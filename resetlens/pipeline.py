@@ -75,6 +75,7 @@ def analyze(bundle: Bundle) -> Analysis:
     )
     flows, conn_at = gather_flows(analysis, reads)
     case = Case(analysis, {r.spec.vantage: r for r in reads}, hosts, flows, conn_at)
+    case.facts["sent_ttls"] = _address_ttls(reads)
     attach_logs(bundle, analysis, case)
     judge(analysis, case)
     return analysis
@@ -174,6 +175,25 @@ def _sent_ttls(reads: list[VantageRead]) -> dict[str, dict[str, set[int]]]:
             )
             for hi, lo, ttl in pairs[:5000]:
                 per[halves_to_addr(hi, lo)].add(int(ttl))
+        out[r.spec.vantage] = per
+    return out
+
+
+def _address_ttls(reads: list[VantageRead]) -> dict[str, dict[str, int]]:
+    """Per vantage, the most common TTL of each source address's non-RST packets (handshakes, first data)."""
+    out: dict[str, dict[str, int]] = {}
+    for r in reads:
+        a = r.result.anchors
+        per: dict[str, int] = {}
+        if a is not None and len(a):
+            a = a[(a["flags"] & RST) == 0]
+            keys = np.stack([a["src_hi"], a["src_lo"], a["ttl"].astype(np.uint64)], axis=1)
+            uniq, counts = np.unique(keys, axis=0, return_counts=True)
+            best: dict[tuple[int, int], tuple[int, int]] = {}
+            for (hi, lo, ttl), n in zip(uniq.tolist(), counts.tolist(), strict=True):
+                if n > best.get((hi, lo), (0, 0))[0]:
+                    best[(hi, lo)] = (n, ttl)
+            per = {halves_to_addr(hi, lo): ttl for (hi, lo), (_, ttl) in best.items()}
         out[r.spec.vantage] = per
     return out
 

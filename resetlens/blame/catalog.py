@@ -234,6 +234,21 @@ TTL_MATCHES = evidence_kind(
     "ttl_matches",
     "TTL {ttl} at {vantage} equals that of {claimed}'s earlier packets there: consistent with {claimed}.",
 )
+TTL_ADDRESS_MISMATCH = evidence_kind(
+    "ttl_address_mismatch",
+    "TTL {ttl} at {vantage}, but {claimed}'s other packets in this capture arrive with TTL {baseline}: the RST "
+    "entered the path {hops} hop(s) {where} {claimed}.",
+)
+SAME_DEVICE = evidence_kind(
+    "same_device_ipid",
+    "{other} claims another source ({other_src}) yet carries the next IP IDs ({ids}) with the same TTL {ttl}: "
+    "one device sent both.",
+)
+FOLLOW_UP = evidence_kind(
+    "follow_up_reset",
+    "{sender} had already reset this connection ({first}); this RST answers {peer}'s later segment, so it shares "
+    "that reset's cause.",
+)
 TTL_MISMATCH = evidence_kind(
     "ttl_mismatch",
     "TTL {ttl} at {vantage} but {claimed}'s own packets arrive there with TTL {baseline}: the RST entered the path "
@@ -252,9 +267,7 @@ RST_SEQ_BURST = evidence_kind(
     "{count} RSTs within a second with different sequence numbers: a real stack does not do that; an injector "
     "spraying the window does.",
 )
-RESERVED_BITS = evidence_kind(
-    "reserved_bits", "The RST has reserved TCP header bits set (flags 0x{flags:x}): a crafted packet."
-)
+RESERVED_BITS = evidence_kind("reserved_bits", "The RST has reserved TCP header bits set: a crafted packet.")
 BOTH_DIRECTIONS = evidence_kind(
     "both_directions_reset",
     "RSTs towards both ends of the connection within {window} ms ({other}): a box in the middle reset both sides.",

@@ -14,6 +14,7 @@ When the evidence does not decide, the cause is `unknown` and the missing eviden
 
 from __future__ import annotations
 
+import itertools
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from typing import Any
@@ -63,6 +64,8 @@ class Origin:
 def judge(analysis: Analysis, case: Case) -> None:
     for reset in analysis.resets:
         _verdict(case, reset)
+    _inherit_follow_ups(analysis)
+    _shared_device(analysis, case)
     _mark_both_directions(analysis)
     analysis.incidents = incidents(analysis.resets)
     analysis.summary = summarize(analysis)
@@ -242,8 +245,33 @@ def _origin(case: Case, reset: Reset) -> Origin:
             continue
         if best is None:
             best = s.vantage
-        if st.sender_ttl_baseline is not None:
-            base = st.sender_ttl_baseline
+        base = st.sender_ttl_baseline
+        if base is None:
+            # No earlier packet from the sender in this connection: its other connections at this vantage.
+            addr_ttl = (case.facts.get("sent_ttls") or {}).get(s.vantage, {}).get(s.src)
+            if addr_ttl is not None and addr_ttl != s.ttl:
+                ttl_votes.append(False)
+                where = "closer to this vantage than" if s.ttl > addr_ttl else "farther away than"
+                ev.append(
+                    Evidence(
+                        "ttl_address_mismatch",
+                        cat.evidence_text(
+                            "ttl_address_mismatch",
+                            {
+                                "ttl": s.ttl,
+                                "vantage": s.vantage,
+                                "claimed": claimed_name,
+                                "baseline": addr_ttl,
+                                "hops": abs(int(s.ttl) - int(addr_ttl)),
+                                "where": where,
+                            },
+                        ),
+                        s.vantage,
+                        s.frame,
+                        0.7,
+                    )
+                )
+        elif base is not None:
             if s.ttl == base:
                 ttl_votes.append(True)
                 ev.append(
@@ -965,6 +993,85 @@ def _verdict(case: Case, reset: Reset) -> None:
             )
         )
     reset.display_filter = display_filter(reset)
+
+
+def _shared_device(analysis: Analysis, case: Case) -> None:
+    """RSTs claiming different sources but carrying consecutive IPv4 IDs and one TTL at a vantage come from
+    one device: if one of them is injected, so are the others (unless their sender's capture shows them)."""
+    by_vantage: dict[str, list[tuple[Sighting, Reset]]] = defaultdict(list)
+    for r in analysis.resets:
+        for s in r.seen_at:
+            if s.ip_id:
+                by_vantage[s.vantage].append((s, r))
+    for items in by_vantage.values():
+        items.sort(key=lambda x: x[0].ts)
+        for (sa, ra), (sb, rb) in itertools.pairwise(items):
+            if ra is rb or sa.src == sb.src or sa.ttl != sb.ttl or sb.ts - sa.ts > 60:
+                continue
+            if not 0 < (int(sb.ip_id) - int(sa.ip_id)) % 65536 <= 10:
+                continue
+            for x, y, sx in ((ra, rb, sb), (rb, ra, sa)):
+                x.evidence.append(
+                    Evidence(
+                        "same_device_ipid",
+                        cat.evidence_text(
+                            "same_device_ipid",
+                            {
+                                "other": y.id,
+                                "other_src": sx.src,
+                                "ids": f"{sa.ip_id}, {sb.ip_id}",
+                                "ttl": sa.ttl,
+                            },
+                        ),
+                        sx.vantage,
+                        sx.frame,
+                        0.7,
+                    )
+                )
+            proven = {r.id for r in (ra, rb) if any(e.code == "seen_leaving_sender" for e in r.evidence)}
+            kinds = {ra.sender.kind, rb.sender.kind}
+            if "injected" in kinds:
+                src = ra if ra.sender.kind == "injected" else rb
+                for r in (ra, rb):
+                    if r.sender.kind != "injected" and r.id not in proven:
+                        r.sender = Sender("middlebox", src.sender.host, "injected")
+                        r.cause = src.cause
+                        r.confidence = round(min(src.confidence, 0.6), 2)
+                        r.decision = src.decision
+                        r.explanation = src.explanation
+
+
+def _inherit_follow_ups(analysis: Analysis) -> None:
+    """A RST answering the peer's late segment after the sender's own earlier reset of the same connection
+    (its socket is gone now) shares the first reset's cause; alone it would look like 'no socket'."""
+    first_by_conn: dict[tuple[str, str, str, int], Reset] = {}
+    for r in sorted(analysis.resets, key=lambda x: x.ts):
+        if r.sender.kind == "injected":
+            continue
+        key = next(((s.vantage, s.connection, r.src, r.sport) for s in r.seen_at if s.connection), None)
+        if key is None:
+            continue
+        first = first_by_conn.setdefault(key, r)
+        if first is r:
+            continue
+        if r.cause in ("unknown", "state_lost", "no_listener") and first.cause != "unknown":
+            r.cause = first.cause
+            r.sender.kind = "kernel"
+            r.confidence = round(min(first.confidence, 0.9), 2)
+            r.decision = first.decision
+            r.explanation = first.explanation
+            r.evidence.append(
+                Evidence(
+                    "follow_up_reset",
+                    cat.evidence_text(
+                        "follow_up_reset",
+                        {"sender": r.sender.host or r.src, "first": first.id, "peer": r.dst},
+                    ),
+                    None,
+                    None,
+                    0.7,
+                )
+            )
 
 
 def display_filter(reset: Reset) -> str:
