@@ -63,8 +63,9 @@ TL_AXIS_H = 26
 TL_MARK_H = 11  # half height of an RST mark
 TL_LOG_H = 6  # half height of a log mark
 # Ladder geometry.
-LD_LEFT, LD_RIGHT, LD_W = 230, 610, 720  # x of the two endpoints, total width
+LD_LEFT, LD_RIGHT, LD_W = 200, 700, 790  # x of the two endpoints, total width
 LD_TOP, LD_ROW = 44, 24
+SEQ_SPACE = 1 << 32  # TCP sequence numbers wrap here
 
 
 @dataclass
@@ -332,9 +333,14 @@ def ladder(reset: Reset, s: Sighting) -> Ladder | None:
         right=view.endpoint(*right),
         more=len(s.ladder) - len(packets),
     )
+    # seq/ack relative to the first sequence number each side shows (its ISN when the SYN is in view)
+    base: dict[tuple[str, int], int] = {}
+    for p in packets:
+        base.setdefault((str(p.get("src", "")), int(_num(p.get("sport")))), int(_num(p.get("seq"))))
     for i, p in enumerate(packets):
         y = LD_TOP + LD_ROW * i + 14
         src = (str(p.get("src", "")), int(_num(p.get("sport"))))
+        dst = (str(p.get("dst", "")), int(_num(p.get("dport"))))
         flags = str(p.get("flags", ""))
         if src == right or (src[0] == right[0] and src[0] != left[0]):
             x1, x2 = LD_RIGHT, LD_LEFT
@@ -342,11 +348,13 @@ def ladder(reset: Reset, s: Sighting) -> Ladder | None:
             x1, x2 = LD_LEFT, LD_RIGHT
         d = 1 if x2 > x1 else -1
         head = f"{x2},{y} {x2 - 9 * d},{y - 4} {x2 - 9 * d},{y + 4}"
+        seq = (int(_num(p.get("seq"))) - base[src]) % SEQ_SPACE
+        ack = int(_num(p.get("ack")))
+        ack_text = f" ack={(ack - base[dst]) % SEQ_SPACE if dst in base else ack}" if "A" in flags else ""
         ip_id = p.get("ip_id")
         label = (
-            f"[{flags}] seq={int(_num(p.get('seq')))} ack={int(_num(p.get('ack')))} len={int(_num(p.get('len')))}"
-            f" ttl={int(_num(p.get('ttl')))}" + (f" id={ip_id}" if ip_id is not None else "")
-            + f" win={int(_num(p.get('window')))}"
+            f"[{flags}] seq={seq}{ack_text} len={int(_num(p.get('len')))} ttl={int(_num(p.get('ttl')))}"
+            + (f" id={ip_id}" if ip_id is not None else "") + f" win={int(_num(p.get('window')))}"
         )  # fmt: skip
         frame = int(_num(p.get("frame")))
         cls = _packet_class(flags) + (" this" if frame == s.frame else "")
