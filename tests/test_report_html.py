@@ -170,6 +170,10 @@ def test_sections_in_order_and_checklist() -> None:
         in text
     )
     assert text.count('class="ladder"') == 4  # one per sighting that carries ladder packets
+    # ladder labels: relative seq/ack as Wireshark shows them, no ack on a segment without ACK
+    assert "[S] seq=0 len=0 ttl=64 id=4411 win=502" in text
+    assert "[SA] seq=0 ack=1 len=0" in text
+    assert "[R] seq=1 len=0 ttl=63 id=0 win=0" in text  # R1: the forged RST at seq = the SYN-ACK + 1
 
 
 def test_verdict_from_summary_when_given() -> None:
