@@ -244,6 +244,11 @@ SAME_DEVICE = evidence_kind(
     "{other} claims another source ({other_src}) yet carries the next IP IDs ({ids}) with the same TTL {ttl}: "
     "one device sent both.",
 )
+OTHER_LEG = evidence_kind(
+    "other_leg",
+    "Proxy {proxy} carried this on two legs: this {this} leg pairs with the {other} leg {desc}, opened "
+    "{ms} ms after the client's.",
+)
 FOLLOW_UP = evidence_kind(
     "follow_up_reset",
     "{sender} had already reset this connection ({first}); this RST answers {peer}'s later segment, so it shares "

@@ -66,6 +66,7 @@ def judge(analysis: Analysis, case: Case) -> None:
         _verdict(case, reset)
     _inherit_follow_ups(analysis)
     _shared_device(analysis, case)
+    _explain_legs(analysis, case)
     _mark_both_directions(analysis)
     analysis.incidents = incidents(analysis.resets)
     analysis.summary = summarize(analysis)
@@ -993,6 +994,48 @@ def _verdict(case: Case, reset: Reset) -> None:
             )
         )
     reset.display_filter = display_filter(reset)
+
+
+def _explain_legs(analysis: Analysis, case: Case) -> None:
+    """Tie each reset on a proxied connection to the proxy's other leg (hop stitching)."""
+    from resetlens.vantage.stitch import describe, stitch
+
+    legs = stitch(analysis, case.hosts.by_vantage)
+    if not legs:
+        return
+    index: dict[tuple, tuple[str, object]] = {}
+    for leg in legs:
+        for side, conn in (("front", leg.front), ("back", leg.back)):
+            index[(conn.orig_h, conn.orig_p, conn.resp_h, conn.resp_p)] = (side, leg)
+    for r in analysis.resets:
+        hit = None
+        for s in r.seen_at:
+            hit = index.get((s.src, s.sport, s.dst, s.dport)) or index.get((s.dst, s.dport, s.src, s.sport))
+            if hit:
+                break
+        if not hit:
+            continue
+        side, leg = hit
+        other = leg.back if side == "front" else leg.front
+        r.flow = f"{leg.front.uid}+{leg.back.uid}"
+        r.evidence.append(
+            Evidence(
+                "other_leg",
+                cat.evidence_text(
+                    "other_leg",
+                    {
+                        "proxy": leg.proxy,
+                        "this": side,
+                        "other": "back" if side == "front" else "front",
+                        "desc": describe(other),
+                        "ms": round(leg.delay * 1000, 1),
+                    },
+                ),
+                other.vantage,
+                other.first_frame,
+                0.3,
+            )
+        )
 
 
 def _shared_device(analysis: Analysis, case: Case) -> None:
