@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -115,8 +114,3 @@ class Services:
     def stop(self) -> None:
         for name in ("haproxy", "nginx", "syslogd", "backend"):
             self.procs.stop(name)
-
-
-def local_socket_free(port: int) -> bool:
-    with socket.socket() as s:
-        return s.connect_ex(("127.0.0.1", port)) != 0
