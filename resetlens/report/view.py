@@ -304,17 +304,23 @@ def _log_lines(
     limit: int = 8,
     tied_only: bool = False,
 ) -> list[str]:
-    """Log lines of these kinds (with one of these events, or text matching the pattern, when given)."""
-    out: list[str] = []
+    """Log lines of these kinds (with one of these events, or text matching the pattern, when given),
+    lines stating a close, reset, timeout or restart before plain request lines."""
+    found: list[tuple[LogLine, str | None]] = []
     for line, rid in all_logs(analysis):
         if (tied_only and rid is None) or line.kind not in kinds:
             continue
         if (events or pattern) and not (line.event in events or (pattern and pattern.search(line.text))):
             continue
-        out.append(f"{rid + ': ' if rid else ''}{line.path}:{line.line}: {line.text}")
-        if len(out) >= limit:
-            break
-    return out
+        found.append((line, rid))
+    found.sort(key=lambda p: _plain_event(p[0].event))
+    return [f"{rid + ': ' if rid else ''}{line.path}:{line.line}: {line.text}" for line, rid in found[:limit]]
+
+
+def _plain_event(code: str) -> bool:
+    """True for a log event that says nothing about a close (a completed request, an info line)."""
+    event = log_events.EVENTS.get(code)
+    return event is None or event.signal == "info"
 
 
 def _snapshot_sysctls(analysis: Analysis) -> list[tuple[str, str, str]]:
