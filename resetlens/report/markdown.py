@@ -25,9 +25,10 @@ BULLETS_MAX = 8
 # Characters of one hostile string shown.
 TEXT_MAX = 400
 
-# Markdown punctuation that can start emphasis, code, links, images, tables or strikethrough; `<`, `>`
-# and `&` become entities instead.  Line-start markers cannot occur: newlines are folded first.
-_MD_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+!|~])")
+# Markdown punctuation that can start emphasis, code, links or images (`[`), a table cell or
+# strikethrough; `<`, `>` and `&` become entities instead.  `(`, `!`, `#`, `+`, `-` only act next to
+# an escaped `[` or at a line start, and text never starts a line: newlines are folded first.
+_MD_SPECIAL = re.compile(r"([\\`*_\[\]|~])")
 # GFM extended autolinks ("http://...", "www...") are broken by escaping one character.
 _AUTOLINK = re.compile(r"(?i)(?<=[a-z])(:)(?=//)|(?<=www)(\.)")
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
