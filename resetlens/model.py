@@ -45,7 +45,7 @@ class CaptureSummary:
     clock_method: str = ""  # how the offset was found ("reference", "matched packets", "none")
 
 
-@dataclass
+@dataclass(slots=True)  # one per connection: slots keep a million of them affordable
 class Connection:
     """One TCP connection as seen at one vantage, in Zeek conn.log terms."""
 

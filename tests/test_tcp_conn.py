@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 from test_tcp_packets import CLIENT, SERVER, A, F, R, S, Trace, handshake
 
@@ -238,7 +240,7 @@ def test_streaming_in_chunks_gives_the_same_result() -> None:
         parts.append(type(whole)(sub, segs))
     a = analyze_vantage([whole], "v")
     b = analyze_vantage(parts, "v")
-    assert [c.__dict__ for c in a.connections] == [c.__dict__ for c in b.connections]
+    assert [dataclasses.asdict(c) for c in a.connections] == [dataclasses.asdict(c) for c in b.connections]
     assert [r.to_dict() for r in a.resets] == [r.to_dict() for r in b.resets]
     assert all(c.conn_state == "RSTO" for c in a.connections)
     assert len(a.flows) == 20 and all(len(f) == 4 for f in a.flows.values())

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import subprocess
 import sys
 from pathlib import Path
@@ -29,7 +30,7 @@ def run(tables: list[np.ndarray], compiled: bool, cap: int | None = None) -> tup
     for table in tables:
         tracker.feed(table)
     out = tracker.finish()
-    conns = [c.__dict__ for c in out.connections]
+    conns = [dataclasses.asdict(c) for c in out.connections]
     resets = [
         build_record("v", s, tracker.uid(s.conn_idx), out.flows.get(tracker.uid(s.conn_idx)), None).to_dict()
         for s in out.snapshots

@@ -21,9 +21,9 @@ HEAD_PKTS = 6  # packets kept from the start of every connection (handshake)
 TAIL_PKTS = 48  # packets kept before a connection's first RST
 AFTER_RST_PKTS = 4096  # packets kept after a connection's first RST
 ADDR_CACHE = 100_000  # address strings remembered for Connection rows
-MAX_ANCHORS = 200_000  # bound on the clock-alignment sample
+MAX_ANCHORS = 100_000  # bound on the clock-alignment sample
 ANCHOR_DATA_PKTS = 2  # data segments per direction that count as anchors
-COMPACT_ROWS = 300_000  # compact the retained rows when this many are pending
+COMPACT_ROWS = 100_000  # compact the retained rows when this many are pending
 COMPILE_MIN_PACKETS = 20_000  # a first chunk this large selects the compiled engine (when numba is there)
 
 
