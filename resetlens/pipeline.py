@@ -68,7 +68,7 @@ def analyze(bundle: Bundle) -> Analysis:
         connections=[c for r in reads for c in r.result.connections],
         resets=resets,
         title=bundle.title,
-        bundle=str(bundle.root) if bundle.root else None,
+        bundle=_shown_path(bundle.root),
         reference_vantage=reference,
         hosts=hosts.hosts,
         warnings=list(bundle.warnings),
@@ -79,6 +79,16 @@ def analyze(bundle: Bundle) -> Analysis:
     attach_logs(bundle, analysis, case)
     judge(analysis, case)
     return analysis
+
+
+def _shown_path(root: Path | None) -> str | None:
+    """The bundle path for reports: relative to the working directory when inside it (no home paths leak)."""
+    if root is None:
+        return None
+    try:
+        return str(root.relative_to(Path.cwd()))
+    except ValueError:
+        return str(root)
 
 
 def _reference(bundle: Bundle, reads: list[VantageRead]) -> str:
