@@ -118,6 +118,7 @@ class KnownBundle:
     status: str
     content_hash: str | None
     reports: list[str]
+    path: str | None = None
 
 
 class BatchDB:
@@ -191,30 +192,48 @@ class BatchDB:
     def known(self) -> dict[str, KnownBundle]:
         with self.connection() as con:
             rows = con.execute(
-                "SELECT bundle, status, content_hash, json_report, html_report FROM bundles"
+                "SELECT bundle, status, content_hash, json_report, html_report, path FROM bundles"
             ).fetchall()
-        return {b: KnownBundle(s, h, [p for p in (j, x) if p]) for b, s, h, j, x in rows}
+        return {b: KnownBundle(s, h, [p for p in (j, x) if p], path) for b, s, h, j, x, path in rows}
 
     # -- writes -----------------------------------------------------------------------------------
 
-    def record(self, row: dict[str, Any], analysis: dict[str, Any] | None) -> None:
+    def record(self, row: dict[str, Any], analysis: dict[str, Any] | None, replace: bool = True) -> None:
         """Replace everything about one bundle in one transaction."""
-        bundle = row["bundle"]
-        tables = _rows_of(bundle, analysis) if analysis is not None else {}
+        self.record_many([(row, analysis)], replace={row["bundle"]} if replace else set())
+
+    def record_many(
+        self, items: list[tuple[dict[str, Any], dict[str, Any] | None]], replace: set[str]
+    ) -> None:
+        """Several bundles in one transaction: each bundle is all there or not at all.
+
+        `replace`: the bundles that may already have rows (their old rows are deleted first); skipping
+        the delete for new bundles keeps a first run from scanning the growing tables once per bundle.
+        """
+        if not items:
+            return
+        tables: dict[str, list[dict[str, Any]]] = {"resets": [], "connections": [], "captures": []}
+        for row, analysis in items:
+            if analysis is not None:
+                for table, rows in _rows_of(row["bundle"], analysis).items():
+                    tables[table] += rows
+        names = [c for c, _, _ in BUNDLE_COLUMNS]
+        bundle_rows = [{c: row.get(c) for c in names} for row, _ in items]
+        old = sorted(replace & {row["bundle"] for row, _ in items})
         with self.connection() as con:
             con.execute("BEGIN TRANSACTION")
             try:
-                for table in ("resets", "connections", "captures"):
-                    con.execute(f"DELETE FROM {table} WHERE bundle = ?", [bundle])
-                    rows = tables.get(table)
+                if old:
+                    marks = ", ".join("?" * len(old))
+                    for table in ("resets", "connections", "captures", "bundles"):
+                        con.execute(f"DELETE FROM {table} WHERE bundle IN ({marks})", old)
+                for table, rows in tables.items():
                     if rows:
                         arrow = _arrow(rows, TABLES[table])  # noqa: F841 -- read by name in the SQL below
                         con.execute(f"INSERT INTO {table} SELECT * FROM arrow")
-                con.execute("DELETE FROM bundles WHERE bundle = ?", [bundle])
-                names = [c for c, _, _ in BUNDLE_COLUMNS]
-                con.execute(
+                con.executemany(
                     f"INSERT INTO bundles ({', '.join(names)}) VALUES ({', '.join('?' * len(names))})",
-                    [row.get(c) for c in names],
+                    [[r[c] for c in names] for r in bundle_rows],
                 )
                 con.execute("COMMIT")
             except BaseException:
@@ -293,6 +312,10 @@ _ARROW_TYPES = {
 
 def _arrow(rows: list[dict[str, Any]], columns: list[tuple[str, str, str]]) -> pa.Table:
     schema = pa.schema([(c, _ARROW_TYPES[t.split()[0]]) for c, t, _ in columns])
+    try:
+        return pa.Table.from_pylist(rows, schema=schema)  # the common case: values already fit
+    except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError, TypeError, ValueError):
+        pass
     data = {c: [_coerce(r.get(c), schema.field(c).type) for r in rows] for c, _, _ in columns}
     return pa.table(data, schema=schema)
 

@@ -29,8 +29,13 @@ from resetlens.errors import ResetlensError
 # Report file names inside a bundle's report folder.
 JSON_NAME = "analysis.json"
 HTML_NAME = "report.html"
-# The parent releases the database after this long idle, or held, so other processes can read it.
+# The parent releases the database after this long idle, so other processes can read it.
 IDLE_RELEASE_S = 0.5
+# ... and after a commit once it has held it this long on a busy run.
+HOLD_S = 2.0
+# Finished bundles are committed together when this many are waiting, or the oldest waited this long.
+FLUSH_BUNDLES = 64
+FLUSH_S = 1.0
 # Results in flight per worker: enough to keep workers busy, few enough to bound memory.
 INFLIGHT_PER_WORKER = 2
 # How long to keep trying to reach a Dask scheduler before calling the address bad.
@@ -332,67 +337,128 @@ def _drive(
     suspects: list[BundleSpec] = []  # in flight when a worker died: retried one at a time
     in_flight: dict[Any, BundleSpec] = {}
     out_arg = str(out) if out is not None else None
+    writer = _Writer(db, known, summary, progress)
 
     def submit(spec: BundleSpec) -> None:
         in_flight[executor.submit(analyze_task, spec, out_arg, known.get(spec.name), analyze)] = spec
 
     isolated = False
-    while queue or in_flight or suspects:
-        if not queue and not in_flight and suspects:
-            # retry the bundles a dying worker took down, each alone, so the culprit fails by itself
-            isolated = True
-            executor.restart(1)
-            queue = [suspects.pop()]
-        while queue and len(in_flight) < (1 if isolated else executor.slots):
-            submit(queue.pop())
-        done = executor.wait(set(in_flight), IDLE_RELEASE_S)
-        if not done:
-            db.release()  # idle: let readers in while the workers compute
-            done = executor.wait(set(in_flight), None)
-        broken = False
-        for fut in done:
-            spec = in_flight.pop(fut)
-            try:
-                result = executor.result(fut)
-            except BrokenProcessPool:
-                if isolated:
-                    result = TaskResult(spec.name, "failed", "worker process died (crash or out of memory)")
-                else:
-                    suspects.append(spec)
-                    broken = True
-                    continue
-            except Exception as e:  # the cluster lost the task (KilledWorker, pickling, ...)
-                result = TaskResult(spec.name, "failed", _one_line(f"task failed: {type(e).__name__}: {e}"))
-            _commit(db, spec, result, summary)
-            if progress is not None:
-                progress.advance(result, spec)
-        db.release_if_held(IDLE_RELEASE_S)
-        if broken:
-            suspects.extend(in_flight.values())
-            in_flight.clear()
-            executor.restart()
+    try:
+        while queue or in_flight or suspects:
+            if not queue and not in_flight and suspects:
+                # retry the bundles a dying worker took down, each alone, so the culprit fails by itself
+                isolated = True
+                executor.restart(1)
+                queue = [suspects.pop()]
+            while queue and len(in_flight) < (1 if isolated else executor.slots):
+                submit(queue.pop())
+            done = executor.wait(set(in_flight), IDLE_RELEASE_S)
+            if not done:
+                writer.flush()
+                db.release()  # idle: let readers in while the workers compute
+                done = executor.wait(set(in_flight), None)
+            broken = False
+            for fut in done:
+                spec = in_flight.pop(fut)
+                try:
+                    result = executor.result(fut)
+                except BrokenProcessPool:
+                    if isolated:
+                        result = TaskResult(
+                            spec.name, "failed", "worker process died (crash or out of memory)"
+                        )
+                    else:
+                        suspects.append(spec)
+                        broken = True
+                        continue
+                except Exception as e:  # the cluster lost the task (KilledWorker, pickling, ...)
+                    result = TaskResult(
+                        spec.name, "failed", _one_line(f"task failed: {type(e).__name__}: {e}")
+                    )
+                writer.add(spec, result)
+            if writer.due():
+                writer.flush()
+                db.release_if_held(HOLD_S)
+            if broken:
+                suspects.extend(in_flight.values())
+                in_flight.clear()
+                executor.restart()
+    finally:
+        writer.flush(quiet=True)
 
 
-def _commit(db: BatchDB, spec: BundleSpec, result: TaskResult, summary: BatchSummary) -> None:
-    summary.bytes += _size(spec.files)
-    if result.status == "unchanged":
-        summary.skipped += 1
-        db.update_path(spec.name, str(spec.root))  # the archive may have moved
-        return
+class _Writer:
+    """Finished bundles, committed together (one transaction) every FLUSH_BUNDLES or FLUSH_S.
+
+    A kill loses at most the uncommitted ones, which the next run redoes; no bundle is ever half in.
+    """
+
+    def __init__(
+        self, db: BatchDB, known: dict[str, KnownBundle], summary: BatchSummary, progress: Any
+    ) -> None:
+        self.db, self.known, self.summary, self.progress = db, known, summary, progress
+        self.pending: list[tuple[BundleSpec, TaskResult, dict[str, Any] | None]] = []
+        self.since = 0.0
+
+    def add(self, spec: BundleSpec, result: TaskResult) -> None:
+        if not self.pending:
+            self.since = time.monotonic()
+        row = None if result.status == "unchanged" else _bundle_row(spec, result)
+        self.pending.append((spec, result, row))
+
+    def due(self) -> bool:
+        return len(self.pending) >= FLUSH_BUNDLES or (
+            bool(self.pending) and time.monotonic() - self.since >= FLUSH_S
+        )
+
+    def flush(self, quiet: bool = False) -> None:
+        if not self.pending:
+            return
+        pending, self.pending = self.pending, []
+        items = [(row, r.analysis if r.status == "ok" else None) for _, r, row in pending if row is not None]
+        moved = [
+            (s.name, str(s.root))
+            for s, r, _ in pending
+            if r.status == "unchanged" and (k := self.known.get(s.name)) and k.path != str(s.root)
+        ]
+        try:
+            self.db.record_many(items, replace=set(self.known))
+            for name, path in moved:  # the archive moved: same bundles, new place
+                self.db.update_path(name, path)
+        except Exception:
+            if quiet:  # already failing for another reason: that one is the error to report
+                return
+            raise
+        for spec, result, row in pending:
+            self.summary.bytes += _size(spec.files)
+            if result.status == "unchanged":
+                self.summary.skipped += 1
+            elif result.status == "ok":
+                self.summary.ok += 1
+                self.summary.resets += (row or {}).get("resets") or 0
+            else:
+                self.summary.failed += 1
+                self.summary.failures.append((spec.name, result.error or "failed"))
+            if self.progress is not None:
+                self.progress.advance(result, spec)
+
+
+def _bundle_row(spec: BundleSpec, result: TaskResult) -> dict[str, Any]:
     a = result.analysis or {}
+    ok = result.status == "ok"
     captures = a.get("captures") or []
     first = [c.get("first_ts") for c in captures if isinstance(c.get("first_ts"), int | float)]
     last = [c.get("last_ts") for c in captures if isinstance(c.get("last_ts"), int | float)]
     verdict = (a.get("summary") or {}).get("verdict")
-    row = {
+    return {
         "bundle": spec.name,
         "path": str(spec.root),
         "status": result.status,
         "error": result.error,
         "analyzed_at": datetime.now(UTC).replace(tzinfo=None),  # naive UTC: TIMESTAMP column
-        "resets": len(a.get("resets") or []) if result.status == "ok" else None,
-        "connections": len(a.get("connections") or []) if result.status == "ok" else None,
-        "captures": len(captures) if result.status == "ok" else len(spec.captures) or None,
+        "resets": len(a.get("resets") or []) if ok else None,
+        "connections": len(a.get("connections") or []) if ok else None,
+        "captures": len(captures) if ok else len(spec.captures) or None,
         "content_hash": result.content_hash,
         "duration_s": result.duration_s,
         "kind": spec.kind,
@@ -405,13 +471,6 @@ def _commit(db: BatchDB, spec: BundleSpec, result: TaskResult, summary: BatchSum
         "worker": result.worker,
         "resetlens_version": a.get("resetlens_version"),
     }
-    db.record(row, result.analysis if result.status == "ok" else None)
-    if result.status == "ok":
-        summary.ok += 1
-        summary.resets += row["resets"] or 0
-    else:
-        summary.failed += 1
-        summary.failures.append((spec.name, result.error or "failed"))
 
 
 def _size(files: Iterable[Path]) -> int:
