@@ -78,13 +78,17 @@ def print_summary(analysis: Analysis, console: Console | None = None) -> None:
         resets.add_column("cause")
         resets.add_column("conf.", justify="right", no_wrap=True)
         rows = sorted(analysis.resets, key=lambda r: r.ts)
+        vantages = {c.vantage for c in analysis.captures}
         for r in rows[:RESET_ROWS_MAX]:
-            sender = Text.assemble(_role(r.sender.role), " ", _e(f"{r.sender.host or '-'} ({r.sender.kind})"))
+            host = r.sender.host if r.sender.host and r.sender.host != r.sender.role else ""
+            sender = Text.assemble(_role(r.sender.role), " ", _e(f"{host} ({r.sender.kind})".lstrip()))
+            where = [s.vantage for s in r.seen_at]
+            seen = f"all {len(where)}" if len(where) > 2 and set(where) == vantages else ", ".join(where)
             resets.add_row(
                 _e(r.id),
                 view.fmt_ts(r.ts, date=False),
                 _e(view.endpoint(r.src, r.sport)) + Text("\n-> ") + _e(view.endpoint(r.dst, r.dport)),
-                _e(", ".join(s.vantage for s in r.seen_at)),
+                _e(seen),
                 sender,
                 _e(view.cause_title(r.cause)),
                 f"{r.confidence:.0%}",
