@@ -38,8 +38,14 @@ def _pairs() -> list[tuple[str, dict, object]]:
                 for c in s.context.get("copies", []) or []:
                     ours[(s.vantage, c["frame"])] = r
         for t in truth["resets"]:
-            match = next((ours[(x["vantage"], x["frame"])] for x in t["seen_at"]
-                          if (x["vantage"], x["frame"]) in ours), None)
+            match = next(
+                (
+                    ours[(x["vantage"], x["frame"])]
+                    for x in t["seen_at"]
+                    if (x["vantage"], x["frame"]) in ours
+                ),
+                None,
+            )
             pairs.append((b.name, t, match))
     return pairs
 
@@ -62,6 +68,10 @@ def _table(title: str, rows: Counter) -> str:
 def test_every_truth_reset_is_found(pairs) -> None:  # noqa: ANN001
     missing = [(b, t["src"], t["sport"], t["dst"], t["dport"]) for b, t, r in pairs if r is None]
     assert not missing, f"resets on the wire that resetlens did not report: {missing[:10]}"
+    # One physical RST is one reset: two truth entries must never be answered by the same one of ours.
+    ours = [(b, r.id) for b, _, r in pairs if r is not None]
+    doubled = sorted({x for x in ours if ours.count(x) > 1})
+    assert not doubled, f"one reported reset stands for several real ones: {doubled}"
 
 
 def test_accuracy_against_lab_truth(pairs) -> None:  # noqa: ANN001
@@ -74,18 +84,25 @@ def test_accuracy_against_lab_truth(pairs) -> None:  # noqa: ANN001
         kind[(t["sender"]["kind"], r.sender.kind)] += 1
         cause[(t["cause"], r.cause)] += 1
         if (t["sender"]["role"], t["sender"]["kind"], t["cause"]) != (r.sender.role, r.sender.kind, r.cause):
-            wrong.append(f"{b}: {r.id} truth {t['sender']['role']}/{t['sender']['kind']}/{t['cause']} "
-                         f"ours {r.sender.role}/{r.sender.kind}/{r.cause} ({t.get('note', '')})")
+            wrong.append(
+                f"{b}: {r.id} truth {t['sender']['role']}/{t['sender']['kind']}/{t['cause']} "
+                f"ours {r.sender.role}/{r.sender.kind}/{r.cause} ({t.get('note', '')})"
+            )
     n = sum(role.values())
 
     def share(c: Counter) -> float:
         return sum(v for (a, b), v in c.items() if a == b) / n
 
-    report = "\n".join([
-        f"lab accuracy over {n} resets: role {share(role):.1%}, kind {share(kind):.1%}, cause {share(cause):.1%}",
-        _table("sender.role:", role), _table("sender.kind:", kind), _table("cause:", cause),
-        "disagreements:", *wrong[:60],
-    ])
+    report = "\n".join(
+        [
+            f"lab accuracy over {n} resets: role {share(role):.1%}, kind {share(kind):.1%}, cause {share(cause):.1%}",
+            _table("sender.role:", role),
+            _table("sender.kind:", kind),
+            _table("cause:", cause),
+            "disagreements:",
+            *wrong[:60],
+        ]
+    )
     print(report)
     assert share(role) >= ROLE_TARGET, report
     assert share(kind) >= KIND_TARGET, report
@@ -93,9 +110,15 @@ def test_accuracy_against_lab_truth(pairs) -> None:  # noqa: ANN001
 
 
 def test_injected_flagged_and_genuine_never(pairs) -> None:  # noqa: ANN001
-    missed = [(b, t.get("note", "")) for b, t, r in pairs if r is not None
-              and t["sender"]["kind"] == "injected" and r.sender.kind != "injected"]
-    false = [(b, t.get("note", "")) for b, t, r in pairs if r is not None
-             and t["sender"]["kind"] != "injected" and r.sender.kind == "injected"]
+    missed = [
+        (b, t.get("note", ""))
+        for b, t, r in pairs
+        if r is not None and t["sender"]["kind"] == "injected" and r.sender.kind != "injected"
+    ]
+    false = [
+        (b, t.get("note", ""))
+        for b, t, r in pairs
+        if r is not None and t["sender"]["kind"] != "injected" and r.sender.kind == "injected"
+    ]
     assert not missed, f"injected RSTs not flagged: {missed}"
     assert not false, f"genuine RSTs called injected: {false}"

@@ -86,6 +86,7 @@ def test_any_interface_doubles_merge_but_real_repeats_do_not() -> None:
     double = np.concatenate([a, a])
     double["direction"] = [DIR_IN, DIR_OUT]
     double["ts"][1] += 0.00002
+    double["frame"] = [10, 14]
     repeat = a.copy()
     repeat["ts"] += 1.0  # the same RST bytes a second later: a second reset
     rows = np.concatenate([double, repeat])
@@ -93,3 +94,14 @@ def test_any_interface_doubles_merge_but_real_repeats_do_not() -> None:
     assert len(events) == 2
     assert events[0].copies[0].doubles == [1]
     assert events[1].copies[0].doubles == []
+
+
+def test_two_real_resets_microseconds_apart_stay_two() -> None:
+    # A kernel answering two ACKs of one handshake sends two identical RSTs 100 µs apart, with the
+    # peer's second ACK between them: no interface or direction difference, frames not adjacent.
+    a = _rst_rows()[:1]
+    pair = np.concatenate([a, a])
+    pair["frame"] = [34, 40]
+    pair["ts"][1] += 0.0001
+    events = match.group_resets({"server": pair}, {"server": 0.0})
+    assert len(events) == 2

@@ -39,6 +39,20 @@ class RstEvent:
         return self.copies[0].ts
 
 
+def _is_double(table: np.ndarray, a: int, b: int) -> bool:
+    """Two rows of one capture are one packet seen twice: on two interfaces / directions (`-i any`), or
+    as adjacent frames (a capture that duplicates every packet). Two real RSTs with the same header
+    (a kernel answering two segments) have other packets between them and no interface difference."""
+    ra, rb = table[a], table[b]
+    da, db = int(ra["direction"]), int(rb["direction"])
+    if da and db and da != db:
+        return True
+    ia, ib = int(ra["ifindex"]), int(rb["ifindex"])
+    if ia and ib and ia != ib:
+        return True
+    return abs(int(rb["frame"]) - int(ra["frame"])) == 1
+
+
 def group_resets(rst: dict[str, np.ndarray], errors: dict[str, float | None]) -> list[RstEvent]:
     """rst: per vantage, RST rows with `ts` already on the reference clock."""
     items: list[tuple[float, str, int, int]] = []  # (ts, vantage, row, key)
@@ -60,7 +74,7 @@ def group_resets(rst: dict[str, np.ndarray], errors: dict[str, float | None]) ->
             if same is None:
                 ev.copies.append(Copy(v, row, ts))
                 placed = True
-            elif ts - same.ts <= SAME_CAPTURE_DOUBLE:
+            elif ts - same.ts <= SAME_CAPTURE_DOUBLE and _is_double(rst[v], same.row, row):
                 same.doubles.append(row)
                 placed = True
             if placed:
