@@ -282,3 +282,10 @@ def test_log_sources_nested_values_readable() -> None:
     assert "sysctl.net.ipv4.tcp_abort_on_overflow=1" in text and "rejects=0" not in text
     assert "summary." not in text
     assert "{&#39;" not in text
+
+
+def test_no_python_none_or_repr_leaks_into_text() -> None:
+    page = parse(render_html(sample_analysis()))  # R5 has no sender host, captures have no error, ...
+    visible = " ".join(page.text)
+    assert not re.search(r"\bNone\b", visible)
+    assert "{'" not in visible and "[]" not in visible
