@@ -279,6 +279,8 @@ def run_batch(
     `progress` is a BatchProgress-like object (None = silent). Raises ResetlensError for bad usage only.
     """
     archive = Path(archive)
+    if workers is not None and workers < 1:
+        raise ResetlensError(f"--workers must be at least 1, got {workers}")
     if not archive.is_dir():
         raise ResetlensError("no such archive folder", path=str(archive))
     db = BatchDB(Path(db_path))
@@ -288,8 +290,6 @@ def run_batch(
             out.mkdir(parents=True, exist_ok=True)
         except OSError as e:
             raise ResetlensError(f"cannot create the report folder: {e.strerror}", path=str(out)) from None
-    if workers is not None and workers < 1:
-        raise ResetlensError(f"--workers must be at least 1, got {workers}")
     specs = discover(archive, exclude=[out] if out is not None else [])
     if not specs:
         raise ResetlensError("no bundles found (no resetlens.toml and no capture files)", path=str(archive))
