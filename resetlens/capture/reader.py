@@ -219,6 +219,8 @@ class CaptureReader:
     def chunks(self) -> Iterator[PacketChunk]:
         """Decode the whole capture block by block (each call starts again from the beginning)."""
         self.info = CaptureInfo(path=self.path, format=self.info.format)
+        self._sections = []
+        self._complete = False
         unknown: dict[int, list[int]] = {}  # linktype -> [frames, first stream offset]
         for buf, base, parts in self._blocks():
             tables = []
@@ -247,6 +249,126 @@ class CaptureReader:
                 self.info.tcp_packets += len(table)
                 yield PacketChunk(table, segments)
         self._finish(unknown)
+        self._complete = True
+
+    # -- pass 2: random access -----------------------------------------------------------------
+
+    def read_at(self, offsets: np.ndarray, frames: np.ndarray) -> tuple[np.ndarray, dict[int, bytes]]:
+        """Table rows of only the records at these stream offsets, numbered with these frames.
+
+        For a second pass: keep `offset` and `frame` of the rows you need from the first pass (after
+        `chunks()` is exhausted), then re-read just those records with pread instead of the whole
+        file. Gzip captures cannot seek, so for them the stream is decoded again and filtered.
+        """
+        if not getattr(self, "_complete", False):
+            raise RuntimeError("read_at() needs a completed chunks() pass first")  # a caller's bug
+        offsets = np.asarray(offsets, np.int64)
+        frames = np.asarray(frames, np.int64)
+        order = np.argsort(offsets, kind="stable")
+        offsets, frames = offsets[order], frames[order]
+        if not len(offsets):
+            return np.zeros(0, PACKET_DTYPE), {}
+        if self.info.format.endswith("+gzip"):
+            return self._filter_pass(frames)
+        stream = _Stream(self.path)
+        try:
+            groups = self._pread_groups(stream.raw.fileno(), offsets)
+        finally:
+            stream.close()
+        tables = []
+        segments: dict[int, bytes] = {}
+        for parser, buf, at, picked in groups:
+            npbuf = np.frombuffer(buf, np.uint8)
+            if isinstance(parser, _PcapParser):
+                recs = parser._records(npbuf, at)
+            else:
+                btype = struct.Struct("<I" if parser.little else ">I").unpack_from
+                others = {a: btype(buf, a)[0] for a in at.tolist()}  # SPB / PB records by position
+                others = {a: t for a, t in others.items() if t != fmt.BT_EPB}
+                recs, _ = parser._records(npbuf, at, others)
+                if recs is None:
+                    continue
+            good = np.isin(recs.linktype, list(SUPPORTED))
+            idx = None if good.all() else np.flatnonzero(good)
+            dec = self._decode(npbuf, recs, idx)
+            table = _table(dec, recs, idx, 0)
+            pos = table["frame"].astype(np.int64) - recs.first_frame
+            table["frame"] = frames[picked[pos]]
+            table["offset"] = offsets[picked[pos]]
+            for rec, seg in dec.segments.items():
+                i = rec if idx is None else int(idx[rec])
+                segments[int(frames[picked[i]])] = seg
+            tables.append(table)
+        if not tables:
+            return np.zeros(0, PACKET_DTYPE), segments
+        table = np.concatenate(tables)
+        return table[np.argsort(table["frame"], kind="stable")], segments
+
+    def _filter_pass(self, frames: np.ndarray) -> tuple[np.ndarray, dict[int, bytes]]:
+        tables = []
+        segments: dict[int, bytes] = {}
+        wanted = set(frames.tolist())
+        saved = self.info
+        for chunk in self.chunks():
+            keep = np.isin(chunk.table["frame"], frames)
+            if keep.any():
+                tables.append(chunk.table[keep])
+                segments.update({f: s for f, s in chunk.segments.items() if f in wanted})
+        self.info = saved
+        self._complete = True
+        return (np.concatenate(tables) if tables else np.zeros(0, PACKET_DTYPE)), segments
+
+    def _pread_groups(self, fd: int, offsets: np.ndarray) -> list:
+        """Copy the wanted records into one small buffer per byte-order section, with a parser for it."""
+        quiet = CaptureReader.__new__(CaptureReader)  # collects warnings of this pass nowhere
+        quiet.info = CaptureInfo(path=self.path, format=self.info.format, interfaces=self.info.interfaces)
+        if self.kind == "pcap":
+            parser: _Parser = _PcapParser(quiet, _NoStream(self._pcap_header(fd)))
+            parser.header()
+            sections = [(0, parser, lambda blob: parser.hdr + parser.caplen_at.unpack_from(blob, 8)[0])]
+        else:
+            sections = []
+            for start, little, base in self._sections:
+                ng = _PcapngParser(quiet, None)
+                ng.little, ng.section_base = little, base
+                later = [b for _, _, b in self._sections if b > base]
+                ng.section_ifaces = (min(later) if later else len(self.info.interfaces)) - base
+                unpack = struct.Struct("<I" if little else ">I").unpack_from
+                sections.append((start, ng, lambda blob, u=unpack: u(blob, 4)[0]))
+        starts = np.array([start for start, _, _ in sections], np.int64)
+        which = np.searchsorted(starts, offsets, side="right") - 1
+        groups = []
+        for k, (_, parser, size_of) in enumerate(sections):
+            picked = np.flatnonzero(which == k)
+            if not len(picked):
+                continue
+            blobs: list[bytes] = []
+            at: list[int] = []
+            kept: list[int] = []
+            pos = 0
+            for i in picked.tolist():
+                off = int(offsets[i])
+                blob = os.pread(fd, 2048, off)
+                if len(blob) < 16:
+                    continue
+                need = size_of(blob)
+                if need > MAX_RECORD:
+                    continue
+                if need > len(blob):
+                    blob += os.pread(fd, need - len(blob), off + len(blob))
+                if len(blob) < need:
+                    continue
+                blobs.append(blob[:need])
+                at.append(pos)
+                kept.append(i)
+                pos += need
+            if blobs:
+                buf = bytearray(b"".join(blobs)) + bytearray(SLACK)
+                groups.append((parser, buf, np.array(at, np.int64), np.array(kept, np.int64)))
+        return groups
+
+    def _pcap_header(self, fd: int) -> bytes:
+        return os.pread(fd, fmt.PCAP_HEADER, 0)
 
     def _decode(self, buf: np.ndarray, recs: Records, idx: np.ndarray | None) -> Decoded:
         if idx is None:
@@ -378,6 +500,18 @@ def _block_loop(reader: CaptureReader, stream: _Stream, parser: _Parser):
     parser.finish()
     if stream.error:
         reader.warn(stream.error)
+
+
+class _NoStream:
+    """Stands in for a stream when a parser only needs the file header (pass-2 reads)."""
+
+    def __init__(self, header: bytes) -> None:
+        self.header = header
+
+    def readinto(self, mv: memoryview) -> int:
+        n = min(len(mv), len(self.header))
+        mv[:n] = self.header[:n]
+        return n
 
 
 class _PcapParser(_Parser):
@@ -566,6 +700,7 @@ class _PcapngParser(_Parser):
             self.section += 1
             self.section_base = len(self.reader.info.interfaces)
             self.section_ifaces = 0
+            self.reader._sections.append((self.base + at, little, self.section_base))
             return length
         e = "<" if self.little else ">"
         btype, length = struct.unpack_from(e + "II", buf, at)
