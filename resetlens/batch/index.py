@@ -36,7 +36,7 @@ h1{font-size:1.5em;margin:.2em 0}h2{font-size:1.15em;margin:1.4em 0 .4em;border-
 table{border-collapse:collapse;width:100%}th,td{text-align:left;padding:.25em .5em;border-bottom:1px solid #eef}
 th{background:#f4f6fa}td.t{white-space:nowrap}td.n{text-align:right;font-variant-numeric:tabular-nums}
 .ok{color:#14733a;font-weight:600}.failed{color:#b3261e;font-weight:600}.err{color:#b3261e;font-size:.9em;word-break:break-word}
-svg text{font:11px system-ui,sans-serif;fill:#444}code{font-size:.92em}.muted{color:#667}
+svg text{font:11px system-ui,sans-serif;fill:#444}code{font-size:.92em}td code{word-break:break-all}.muted{color:#667}
 </style></head><body>
 <h1>resetlens archive</h1>
 <p class="muted">Generated {{ generated }} from <code>{{ db_path }}</code>.</p>
@@ -87,7 +87,7 @@ svg text{font:11px system-ui,sans-serif;fill:#444}code{font-size:.92em}.muted{co
 <h2>Bundles</h2>
 <table><tr><th>bundle</th><th>status</th><th class="n">resets</th><th class="n">captures</th><th>first packet</th><th>analysed</th><th>report</th></tr>
 {% for b in bundles %}<tr>
-<td><code>{{ b.bundle }}</code>{% if b.title and b.title != b.bundle %}<br><span class="muted">{{ b.title }}</span>{% endif %}</td>
+<td><code>{{ b.bundle }}</code>{% if b.bundle == "." %} <span class="muted">(archive root)</span>{% endif %}{% if b.title and b.title != b.bundle %}<br><span class="muted">{{ b.title }}</span>{% endif %}</td>
 <td class="{{ b.status }}">{{ b.status }}{% if b.error %}<div class="err">{{ b.error }}</div>{% endif %}</td>
 <td class="n">{{ b.resets if b.resets is not none else '' }}</td><td class="n">{{ b.captures if b.captures is not none else '' }}</td>
 <td class="t">{{ b.first }}</td><td class="t">{{ b.analyzed }}</td>
