@@ -138,9 +138,13 @@ def _parse_fail_on(spec: str):
 def _mount() -> None:
     """Commands that live with their subsystem (each module imports its heavy parts lazily)."""
     from resetlens.batch import batch_command
+    from resetlens.evidence.collect import collect_command
     from resetlens.lab.cli import lab_app
+    from resetlens.report import report_command
 
+    app.command("report")(report_command)
     app.command("batch")(batch_command)
+    app.command("collect")(collect_command)
     app.add_typer(lab_app, name="lab")
 
 
