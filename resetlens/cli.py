@@ -110,8 +110,14 @@ def _write_outputs(
         write_json(analysis, json_out)
     if html_out:
         from resetlens.report.html import write_html
+        from resetlens.report.snippets import write_snippets
 
-        write_html(analysis, html_out, snippets_dir=html_out.parent / (html_out.stem + "-snippets"))
+        folder = html_out.parent / (html_out.stem + "-snippets")
+        # Rotated multi-file vantages number frames across files: snippets are cut from single files only.
+        sources = {c.vantage: c.paths[0] for c in bundle.captures if len(c.paths) == 1}
+        if analysis.resets and sources:
+            write_snippets(analysis, folder, sources)
+        write_html(analysis, html_out, snippets_dir=folder if folder.is_dir() else None)
     if md_out:
         from resetlens.report.markdown import write_markdown
 
