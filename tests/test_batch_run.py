@@ -22,6 +22,7 @@ from test_batch_support import (
     put,
     rows,
     run_cli,
+    stall_on_marker,
 )
 
 from resetlens.batch.db import BatchDB
@@ -149,6 +150,24 @@ def test_a_dying_worker_fails_only_its_own_bundle(tmp_path: Path) -> None:
         ("crashy", "worker process died (crash or out of memory)")
     ]
     assert_consistent(db, reports=False)
+
+
+def test_a_hanging_bundle_times_out_and_the_batch_goes_on(tmp_path: Path) -> None:
+    root = tmp_path / "archive"
+    good = good_archive(root)
+    put(root / "stuck" / "x.pcap", corpus("zeek_tcp_single-rst.pcap"))
+    (root / "stuck" / "STALL").write_text("")
+    db = tmp_path / "t.duckdb"
+    # warm the pipeline's on-disk compile cache here, so no healthy bundle comes near the timeout
+    from resetlens import pipeline
+    from resetlens.bundle import load_bundle
+
+    pipeline.analyze(load_bundle(root / "inc-a"))
+    summary = run_batch(root, db, workers=2, analyze=stall_on_marker, timeout=20)
+    assert (summary.ok, summary.failed) == (len(good), 1), summary.failures
+    assert rows(db, "SELECT bundle, error FROM bundles WHERE status = 'failed'") == [
+        ("stuck", "timed out after 20 s")
+    ]
 
 
 def test_rerun_skips_unchanged_and_redoes_changed_failed_or_missing(archive, tmp_path: Path) -> None:

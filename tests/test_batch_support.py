@@ -79,6 +79,17 @@ def crash_on_marker(bundle: Bundle):
     return pipeline.analyze(bundle)
 
 
+def stall_on_marker(bundle: Bundle):
+    """The real pipeline, except that a bundle holding a file named STALL never finishes (a hang)."""
+    from resetlens import pipeline
+
+    if bundle.root is not None and (Path(bundle.root) / "STALL").exists():
+        deadline = time.monotonic() + WAIT_S  # bounded: the batch's timeout must end it long before
+        while time.monotonic() < deadline:
+            time.sleep(0.05)
+    return pipeline.analyze(bundle)
+
+
 def rows(db: Path, sql: str, params: list | None = None) -> list[tuple]:
     con = connect_ro(db)
     try:

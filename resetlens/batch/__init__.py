@@ -33,6 +33,12 @@ def batch_command(
     parquet: Annotated[
         Path | None, typer.Option("--parquet", help="Also export every table as Parquet into DIR.")
     ] = None,
+    timeout: Annotated[
+        float | None,
+        typer.Option(
+            "--timeout", help="Give up on a bundle after SECONDS (recorded failed; local workers only)."
+        ),
+    ] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress display or summary.")] = False,
 ) -> None:
     """Analyse every bundle of an archive into a DuckDB database (resumable: unchanged bundles are skipped)."""
@@ -46,7 +52,14 @@ def batch_command(
     progress = None if quiet else BatchProgress(err)
     try:
         summary = run_batch(
-            archive_dir, db, out=out, workers=workers, dask=dask, parquet=parquet, progress=progress
+            archive_dir,
+            db,
+            out=out,
+            workers=workers,
+            dask=dask,
+            parquet=parquet,
+            progress=progress,
+            timeout=timeout,
         )
     except ResetlensError as e:
         err.print(f"resetlens: {e}", markup=False, soft_wrap=True)

@@ -10,7 +10,9 @@ from __future__ import annotations
 import json
 import os
 import re
+import signal
 import socket
+import threading
 import time
 import traceback
 from collections.abc import Callable, Iterable
@@ -99,10 +101,19 @@ def analyze_task(
     out: str | None = None,
     known: KnownBundle | None = None,
     analyze: AnalyzeFn | None = None,
+    timeout: float | None = None,
 ) -> TaskResult:
-    """Analyse one bundle and write its reports. Never raises: a failure is a result."""
+    """Analyse one bundle and write its reports. Never raises: a failure is a result.
+
+    `timeout` (seconds) is enforced with a timer signal where the task runs on a process's main
+    thread (the local pool); Dask worker threads cannot take signals, so it is not enforced there.
+    """
     start = time.perf_counter()
     result = TaskResult(spec.name, "failed", worker=f"{socket.gethostname()}:{os.getpid()}")
+    timer = timeout is not None and threading.current_thread() is threading.main_thread()
+    if timer:
+        previous = signal.signal(signal.SIGALRM, _on_alarm)
+        signal.setitimer(signal.ITIMER_REAL, float(timeout or 0))
     try:
         result.content_hash = spec.hash()
         if known is not None and known.status == "ok" and known.content_hash == result.content_hash:
@@ -121,6 +132,8 @@ def analyze_task(
         if out is not None:
             result.reports = _write_reports(analysis, text, report_dir(Path(out), spec.name))
         result.status = "ok"
+    except BundleTimeout:
+        result.error = f"timed out after {timeout:g} s"
     except ResetlensError as e:
         result.error = _one_line(str(e))
     except MemoryError:
@@ -130,8 +143,19 @@ def analyze_task(
         at = f" ({Path(where.filename).name}:{where.lineno})" if where else ""
         result.error = _one_line(f"internal error {type(e).__name__}: {e}{at}")
     finally:
+        if timer:
+            signal.setitimer(signal.ITIMER_REAL, 0)
+            signal.signal(signal.SIGALRM, previous)
         result.duration_s = time.perf_counter() - start
     return result
+
+
+class BundleTimeout(BaseException):
+    """Raised by the timer inside a task; a BaseException so no `except Exception` in the analysis eats it."""
+
+
+def _on_alarm(signum: int, frame: Any) -> None:
+    raise BundleTimeout()
 
 
 def _pipeline_bundle(spec: BundleSpec) -> Any:
@@ -272,15 +296,19 @@ def run_batch(
     parquet: Path | None = None,
     analyze: AnalyzeFn | None = None,
     progress: Any = None,
+    timeout: float | None = None,
 ) -> BatchSummary:
     """Analyse every bundle under `archive` into `db_path` (and reports under `out`).
 
     `analyze` replaces the pipeline (a picklable module-level function of a resetlens.bundle.Bundle).
-    `progress` is a BatchProgress-like object (None = silent). Raises ResetlensError for bad usage only.
+    `progress` is a BatchProgress-like object (None = silent); `timeout` bounds each bundle's analysis
+    (seconds, local pool only). Raises ResetlensError for bad usage only.
     """
     archive = Path(archive)
     if workers is not None and workers < 1:
         raise ResetlensError(f"--workers must be at least 1, got {workers}")
+    if timeout is not None and not timeout > 0:
+        raise ResetlensError(f"--timeout must be a positive number of seconds, got {timeout}")
     if not archive.is_dir():
         raise ResetlensError("no such archive folder", path=str(archive))
     db = BatchDB(Path(db_path))
@@ -301,7 +329,7 @@ def run_batch(
     if progress is not None:
         progress.start(len(specs))
     try:
-        _drive(executor, specs, known, out, analyze, db, summary, progress)
+        _drive(executor, specs, known, out, analyze, db, summary, progress, timeout)
     except BaseException:  # interrupted: do not wait for the bundles in flight
         executor.close(wait=False)
         raise
@@ -332,6 +360,7 @@ def _drive(
     db: BatchDB,
     summary: BatchSummary,
     progress: Any,
+    timeout: float | None = None,
 ) -> None:
     queue = list(reversed(specs))
     suspects: list[BundleSpec] = []  # in flight when a worker died: retried one at a time
@@ -340,7 +369,7 @@ def _drive(
     writer = _Writer(db, known, summary, progress)
 
     def submit(spec: BundleSpec) -> None:
-        in_flight[executor.submit(analyze_task, spec, out_arg, known.get(spec.name), analyze)] = spec
+        in_flight[executor.submit(analyze_task, spec, out_arg, known.get(spec.name), analyze, timeout)] = spec
 
     isolated = False
     try:
