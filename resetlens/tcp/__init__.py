@@ -13,6 +13,12 @@ and returns a `VantageResult`:
 * `anchors`: a bounded sample (at most MAX_ANCHORS rows, thinned evenly when exceeded) of packets for
   clock alignment across captures: every SYN and SYN-ACK plus the first ANCHOR_DATA_PKTS data segments
   of each direction of each connection, in capture order.
+
+Two engines give identical results (tests/test_tcp_fast.py): the readable reference in `conn.py`
+(pure Python, ~60-150 k packets/s) and its compiled twin in `fast.py` (numba, ~3-4x faster end to end,
+but importing numba/LLVM costs ~120 MB of RSS and the first run compiles for ~30 s, cached afterwards).
+`compiled=None` picks the compiled one when numba is installed and the first chunk has at least
+COMPILE_MIN_PACKETS rows; RESETLENS_PURE_PYTHON=1 forces the reference engine.
 """
 
 from __future__ import annotations
@@ -46,9 +52,9 @@ class VantageResult:
     packets: int = 0  # TCP segments analysed
 
 
-def analyze_vantage(chunks: Iterable[Any], vantage: str) -> VantageResult:
-    """Analyse one capture's PacketChunks (anything with `.table` and `.segments`)."""
-    tracker = VantageTracker(vantage)
+def analyze_vantage(chunks: Iterable[Any], vantage: str, compiled: bool | None = None) -> VantageResult:
+    """Analyse one capture's PacketChunks (anything with `.table` and `.segments`), in capture order."""
+    tracker = VantageTracker(vantage, compiled=compiled)
     segments: dict[int, bytes] = {}
     # The tracker makes many small acyclic objects: the cyclic GC would rescan them all for nothing.
     gc_was_enabled = gc.isenabled()
