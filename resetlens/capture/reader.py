@@ -177,6 +177,8 @@ class CaptureReader:
     def __init__(self, path: str, block_size: int = BLOCK_SIZE) -> None:
         self.path = path
         self.block_size = max(64, block_size)
+        self._sections: list[tuple[int, bool, int]] = []  # pcapng: (SHB stream offset, little, iface base)
+        self._complete = False  # a chunks() pass ran to its end (read_at needs its interfaces)
         self.info = CaptureInfo(path=path, format="")
         stream = _Stream(path)
         try:
