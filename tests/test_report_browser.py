@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from resetlens.report.html import TIMELINE_RESETS_MAX, write_html
+from resetlens.report.html import TIMELINE_MARKS_MAX, write_html
 from resetlens.report.sample import HOSTILE_IMG, HOSTILE_SCRIPT, many_resets, sample_analysis
 
 CHROMIUM = "/usr/bin/chromium"
@@ -100,8 +100,9 @@ def hostile_report(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def visible_marks(page: Any) -> int:
+    """RST marks not hidden by a filter (display: none on the reset's group hides its marks)."""
     return page.evaluate(
-        "[...document.querySelectorAll('.rst-mark')].filter(e => getComputedStyle(e).display !== 'none').length"
+        "[...document.querySelectorAll('.rst-mark')].filter(e => !e.closest('.filtered-out')).length"
     )
 
 
@@ -145,6 +146,8 @@ def test_filters_and_zoom(browser: Browser, hostile_report: Path, test_output: P
     assert visible_marks(page) == 10
     page.select_option('select[data-filter="cause"]', "stale_reuse")
     assert visible_marks(page) == 2
+    display = "r => getComputedStyle(document.querySelector(`g.tl-reset[data-reset-id='${r}']`)).display"
+    assert page.evaluate(display, "R1") == "none" and page.evaluate(display, "R2") != "none"
     assert page.locator("#resets > table > tbody > tr:visible").count() == 1
     assert page.locator("section.reset:visible").count() == 1
     assert page.inner_text("#filter-status") == "1 of 5 resets match"
@@ -152,7 +155,7 @@ def test_filters_and_zoom(browser: Browser, hostile_report: Path, test_output: P
     page.select_option('select[data-filter="role"]', "middlebox")
     assert visible_marks(page) == 2
     assert page.evaluate(
-        "[...document.querySelectorAll('.rst-mark')].filter(e => getComputedStyle(e).display !== 'none').every(e => e.dataset.resetId === 'R1')"
+        "[...document.querySelectorAll('.rst-mark')].filter(e => !e.closest('.filtered-out')).every(e => e.dataset.resetId === 'R1')"
     )
     page.locator("#timeline").screenshot(path=str(test_output / "report-filtered-middlebox.png"))
     page.click("#filter-clear")
@@ -195,7 +198,13 @@ def test_many_resets_page_in_browser(browser: Browser, tmp_path: Path, test_outp
     out = tmp_path / "many.html"
     write_html(a, out)
     page = browser.open(out)
-    drawn = sorted(a.resets, key=lambda r: r.ts)[:TIMELINE_RESETS_MAX]
+    drawn, budget = [], TIMELINE_MARKS_MAX
+    for r in sorted(a.resets, key=lambda r: r.ts):  # whole resets in time order while the marks fit
+        budget -= len(r.seen_at)
+        if budget < 0:
+            break
+        drawn.append(r)
+    assert len(drawn) < len(a.resets)
     assert page.locator(".rst-mark").count() == sum(len(r.seen_at) for r in drawn)
     assert browser.requests == [out.as_uri()]
     assert browser.errors == []

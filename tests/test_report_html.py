@@ -143,7 +143,13 @@ def test_timeline_one_mark_per_sighting_and_lanes() -> None:
     # R1 (injected) is drawn at the client and firewall only, coloured as a middlebox
     r1 = [m for m in marks if m["data-reset-id"] == "R1"]
     assert {m["data-vantage"] for m in r1} == {"client", "firewall"}
-    assert all("r-middlebox" in (m["class"] or "") for m in r1)
+    groups = {
+        g["data-reset-id"]: g
+        for t, g in page.tags
+        if t == "g" and "tl-reset" in (g.get("class") or "").split()
+    }
+    assert set(groups) == {r.id for r in a.resets}
+    assert "r-middlebox" in (groups["R1"]["class"] or "") and groups["R1"]["data-kind"] == "injected"
     links = [attrs for t, attrs in page.tags if "rst-link" in (attrs.get("class") or "")]
     assert len(links) == 4  # every reset seen at two or more vantages
     labels = [t for t in page.text if t.strip()]
@@ -183,6 +189,23 @@ def test_verdict_from_summary_when_given() -> None:
     assert '<p class="verdict">The firewall forged it &lt;b&gt;really&lt;/b&gt;.</p>' in text
 
 
+def dense(a: Analysis) -> Analysis:
+    """Every sighting with a full 40-packet ladder and every reset with 12 evidence items and 6 log lines."""
+    ladder = sample_analysis().resets[0].seen_at[1].ladder
+    for r in a.resets:
+        for s in r.seen_at:
+            s.ladder = (ladder * 8)[:40]
+        r.evidence = (r.evidence * 12)[:12] if r.evidence else []
+        r.logs = (r.logs * 6)[:6] if r.logs else []
+    return a
+
+
+def test_size_capped_with_many_dense_resets(tmp_path: Path) -> None:
+    out = tmp_path / "dense.html"
+    write_html(dense(many_resets(10_000)), out)
+    assert out.stat().st_size < 5_000_000, out.stat().st_size
+
+
 def test_size_capped_with_many_resets(tmp_path: Path) -> None:
     a = many_resets(10_000, hostile=True)
     out = tmp_path / "big.html"
@@ -191,13 +214,12 @@ def test_size_capped_with_many_resets(tmp_path: Path) -> None:
     assert size < 5_000_000, size
     text = out.read_text(encoding="utf-8")
     assert f"{10_000 - html_report.RESET_ROWS_MAX} more resets" in text
-    assert f"The first {html_report.TIMELINE_RESETS_MAX} of 10000 resets are drawn" in text
+    drawn = int(re.search(r"The first (\d+) of 10000 resets are drawn", text).group(1))
     assert text.count('<section class="reset"') == html_report.DETAIL_MAX
     page = parse(text)
-    assert (
-        len([1 for t, a in page.tags if "rst-mark" in (a.get("class") or "")])
-        <= 3 * html_report.TIMELINE_RESETS_MAX
-    )
+    marks = len([1 for t, a in page.tags if "rst-mark" in (a.get("class") or "")])
+    assert marks <= html_report.TIMELINE_MARKS_MAX
+    assert marks == sum(len(r.seen_at) for r in sorted(a.resets, key=lambda r: r.ts)[:drawn])
 
 
 def test_empty_analysis_renders() -> None:

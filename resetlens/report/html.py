@@ -34,12 +34,12 @@ TEMPLATES = Path(__file__).parent / "templates"
 
 # Row caps: the JSON has everything; the page stays a sensible size with 10 k resets.
 RESET_ROWS_MAX = 500  # rows of the resets table
-DETAIL_MAX = 100  # resets with a full section (ladders, evidence, logs)
+DETAIL_MAX = 60  # resets with a full section (ladders, evidence, logs)
 DETAIL_PER_INCIDENT = 3  # resets of each incident guaranteed a full section
 INCIDENT_ROWS_MAX = 100  # rows of the incidents table
-TIMELINE_RESETS_MAX = 2000  # resets drawn on the timeline
+TIMELINE_MARKS_MAX = 4000  # sightings drawn on the timeline (whole resets, in time order, until this many)
 TIMELINE_LOGS_MAX = 1500  # log lines drawn on the timeline
-LADDER_ROWS_MAX = 40  # packets of one ladder diagram
+LADDER_ROWS_MAX = 20  # packets of one ladder diagram (the last ones, up to the RST and just after)
 EVIDENCE_MAX = 40  # evidence items per reset
 LOGS_PER_RESET_MAX = 30  # correlated log lines per reset
 CONTEXT_LOGS_MAX = 100  # rows of the other-log-lines table
@@ -47,7 +47,7 @@ WARNINGS_MAX = 20  # warnings listed per capture or log source
 TEXT_MAX = 2000  # characters of one log line shown
 ROWS_MAX = 200  # rows of the captures, hosts and log-sources tables
 FACTS_MAX = 40  # key/value rows of one RST record
-TITLE_MAX = 300  # characters of a tooltip
+TITLE_MAX = 200  # characters of a tooltip
 SNIPPET_EMBED_MAX = 64 * 1024  # a pcap snippet up to this size is embedded as a data: link
 SNIPPET_EMBED_BUDGET = 1024 * 1024  # total bytes of embedded snippets per report
 SNIPPET_EXTS = ("pcap", "pcapng")  # snippet file kinds, as snippets.write_snippets names them
@@ -78,6 +78,16 @@ class Mark:
 
 
 @dataclass
+class ResetMarks:
+    """One reset on the timeline: a mark per sighting, the line joining them, and expected-but-absent gaps."""
+
+    reset: Reset
+    marks: list[Mark] = field(default_factory=list)
+    absent: list[Mark] = field(default_factory=list)
+    link: str = ""  # SVG polyline points, when seen at two or more vantages
+
+
+@dataclass
 class LogMark:
     x: float
     y: float
@@ -103,9 +113,7 @@ class Timeline:
     t0: float
     t1: float
     lanes: list[Lane]
-    marks: list[Mark]
-    absent: list[Mark]  # where the evidence says the reset should have been captured and was not
-    links: list[tuple[Reset, str]]  # (reset, SVG points)
+    groups: list[ResetMarks]  # per drawn reset: its marks, gaps and link
     logs: list[LogMark]
     ticks: list[tuple[float, str]]  # (x, label)
     drawn: int  # resets drawn
@@ -188,7 +196,13 @@ def _tick_label(ts: float, step: float) -> str:
 
 
 def timeline(analysis: Analysis, detailed: set[str]) -> Timeline | None:
-    resets = sorted(analysis.resets, key=lambda r: r.ts)[:TIMELINE_RESETS_MAX]
+    resets = []
+    budget = TIMELINE_MARKS_MAX
+    for r in sorted(analysis.resets, key=lambda r: r.ts):
+        budget -= max(1, len(r.seen_at))
+        if budget < 0:
+            break
+        resets.append(r)
     lanes_by_key: dict[tuple[str, str], Lane] = {}
 
     def lane(kind: str, key: str, label: str, title: str = "") -> Lane:
@@ -225,25 +239,23 @@ def timeline(analysis: Analysis, detailed: set[str]) -> Timeline | None:
     def x_of(ts: float) -> float:
         return round((ts - t0) * scale, 2)
 
-    marks: list[Mark] = []
-    absent: list[Mark] = []
-    links: list[tuple[Reset, str]] = []
+    groups: list[ResetMarks] = []
     for r in resets:
+        group = ResetMarks(r)
         points = []
         for s in sorted(r.seen_at, key=lambda s: lanes_by_key[("capture", s.vantage)].y):
             if not math.isfinite(s.ts):
                 continue
             y = lanes_by_key[("capture", s.vantage)].y
             title = _clip(
-                f"{r.id} at {s.vantage} {view.fmt_ts(s.ts)} frame {s.frame}: "
-                f"{view.endpoint(s.src or r.src, s.sport or r.sport)} -> {view.endpoint(s.dst or r.dst, s.dport or r.dport)}"
-                f" [{s.flags or 'R'}] ttl {s.ttl}; sent by {r.sender.role} ({r.sender.kind}), {r.cause}",
+                f"{r.id} at {s.vantage} {view.fmt_ts(s.ts, date=False)} #{s.frame} [{s.flags or 'R'}] ttl {s.ttl}: "
+                f"{r.sender.role} ({r.sender.kind}), {r.cause}",
                 TITLE_MAX,
             )
-            marks.append(Mark(x_of(s.ts), y, r, s, title))
+            group.marks.append(Mark(x_of(s.ts), y, r, s, title))
             points.append(f"{x_of(s.ts)},{y}")
         if len(points) > 1:
-            links.append((r, " ".join(points)))
+            group.link = " ".join(points)
         seen = {s.vantage for s in r.seen_at}
         for e in r.evidence:
             lane_key = ("capture", e.vantage or "")
@@ -255,7 +267,8 @@ def timeline(analysis: Analysis, detailed: set[str]) -> Timeline | None:
             ):
                 gap = Sighting(e.vantage or "", r.ts, 0, 0, None)
                 title = _clip(f"{r.id} NOT captured at {e.vantage}: {e.text}", TITLE_MAX)
-                absent.append(Mark(x_of(r.ts), lanes_by_key[lane_key].y, r, gap, title))
+                group.absent.append(Mark(x_of(r.ts), lanes_by_key[lane_key].y, r, gap, title))
+        groups.append(group)
     log_marks = []
     for x, rid in logs:
         ln = lanes_by_key[("log", x.path)]
@@ -286,9 +299,7 @@ def timeline(analysis: Analysis, detailed: set[str]) -> Timeline | None:
         t0=t0,
         t1=t1,
         lanes=ordered,
-        marks=marks,
-        absent=absent,
-        links=links,
+        groups=groups,
         logs=log_marks,
         ticks=ticks,
         drawn=len(resets),

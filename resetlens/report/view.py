@@ -57,16 +57,47 @@ STATE_SYSCTLS = (
 )
 # Host-snapshot sysctls that are settings implicated in resets when set this way.
 KNOB_SYSCTLS = {"net.ipv4.tcp_abort_on_overflow": "1", "net.netfilter.nf_conntrack_tcp_loose": "0"}
-# Whole words in evidence or log text that mean restart/overload, host state, a setting, or NAT.
-RESTART_RE = re.compile(r"(?i)\b(re-?start\w*|oom\w*|killed|exited|crash\w*|overflow\w*|backlog|somaxconn)\b")
-STATE_RE = re.compile(
-    r"(?i)\b(conntrack\w*|nf_conntrack\w*|ip_local_port_range|port[ _-]range|ephemeral ports?)\b"
+
+
+@dataclass(frozen=True)
+class Words:
+    """Whole words in evidence or log text; `hints` are cheap substrings any match contains (a fast pre-check)."""
+
+    pattern: re.Pattern[str]
+    hints: tuple[str, ...]
+
+    def search(self, text: str) -> bool:
+        low = text.lower()
+        return any(h in low for h in self.hints) and self.pattern.search(text) is not None
+
+
+# Words that mean restart/overload, host state, a setting, or a NAT.
+RESTART_RE = Words(
+    re.compile(r"(?i)\b(re-?start\w*|oom\w*|killed|exited|crash\w*|overflow\w*|backlog|somaxconn)\b"),
+    ("start", "oom", "killed", "exited", "crash", "overflow", "backlog", "somaxconn"),
 )
-KNOB_RE = re.compile(
-    r"(?i)\b(\w*_timeout\w*|timeout \w+|keepalive_\w+|keep-?alive timeout|so_linger|linger\w*|somaxconn|"
-    r"tcp_abort_on_overflow|nf_conntrack_\w+|sysctl|listen backlog)\b"
+STATE_RE = Words(
+    re.compile(r"(?i)\b(conntrack\w*|nf_conntrack\w*|ip_local_port_range|port[ _-]range|ephemeral ports?)\b"),
+    ("conntrack", "port", "range"),
 )
-NAT_RE = re.compile(r"(?i)\b(s?nat|dnat|masquerad\w*|translat\w*)\b")
+KNOB_RE = Words(
+    re.compile(
+        r"(?i)\b(\w+_timeout\w*|timeout_\w+|timeout \w+|keepalive_\w+|keep-?alive timeout|so_linger|linger\w*|"
+        r"somaxconn|tcp_abort_on_overflow|nf_conntrack_\w+|sysctl|listen backlog)\b"
+    ),
+    (
+        "timeout",
+        "keepalive",
+        "keep-alive",
+        "linger",
+        "somaxconn",
+        "overflow",
+        "conntrack",
+        "sysctl",
+        "backlog",
+    ),
+)
+NAT_RE = Words(re.compile(r"(?i)\b(s?nat|dnat|masquerad\w*|translat\w*)\b"), ("nat", "masquerad", "translat"))
 # Evidence codes (blame.catalog) that carry the facts of a checklist item.
 NAT_CODES = ("nat_mapping",)
 HOST_CODES = ("host_state", "log_line")
@@ -282,32 +313,38 @@ class CheckItem:
     details: list[str] = field(default_factory=list)  # supporting lines (hostile text: escape on output)
 
 
-def _evidence_lines(
-    analysis: Analysis, pattern: re.Pattern[str], codes: tuple[str, ...] = (), limit: int = 8
-) -> list[str]:
-    """Evidence with one of these codes, or whose text matches the pattern, as 'R1: text' lines."""
-    out: list[str] = []
+def _scan_evidence(
+    analysis: Analysis, wanted: dict[str, tuple[Words, tuple[str, ...]]], limit: int = 8
+) -> dict[str, list[str]]:
+    """One pass over all evidence: for each item of `wanted`, up to `limit` 'R1: text' lines whose code is
+    one of its codes or whose text has its words (one combined pre-check keeps 10 k resets fast)."""
+    out: dict[str, list[str]] = {key: [] for key in wanted}
+    codes = {c for _, cs in wanted.values() for c in cs}
+    hint = re.compile("|".join(re.escape(h) for words, _ in wanted.values() for h in words.hints))
     for r in analysis.resets:
         for e in r.evidence:
-            if not e.missing and (e.code in codes or pattern.search(e.text)):
-                out.append(f"{r.id}: {e.text}")
-                if len(out) >= limit:
-                    return out
+            if e.missing or (e.code not in codes and not hint.search(e.text.lower())):
+                continue
+            for key, (words, cs) in wanted.items():
+                if len(out[key]) < limit and (e.code in cs or words.search(e.text)):
+                    out[key].append(f"{r.id}: {e.text}")
+        if all(len(v) >= limit for v in out.values()):
+            break
     return out
 
 
 def _log_lines(
-    analysis: Analysis,
+    logs: list[tuple[LogLine, str | None]],
     kinds: tuple[str, ...],
     events: frozenset[str] = frozenset(),
-    pattern: re.Pattern[str] | None = None,
+    pattern: Words | None = None,
     limit: int = 8,
     tied_only: bool = False,
 ) -> list[str]:
     """Log lines of these kinds (with one of these events, or text matching the pattern, when given),
     lines stating a close, reset, timeout or restart before plain request lines."""
     found: list[tuple[LogLine, str | None]] = []
-    for line, rid in all_logs(analysis):
+    for line, rid in logs:
         if (tied_only and rid is None) or line.kind not in kinds:
             continue
         if (events or pattern) and not (line.event in events or (pattern and pattern.search(line.text))):
@@ -340,7 +377,17 @@ def checklist(analysis: Analysis, snippets: dict[tuple[str, str], str] | None = 
     items: list[CheckItem] = []
     resets = analysis.resets
     source_kinds = {str(s.get("kind", "")) for s in analysis.log_sources}
-    source_kinds |= {x.kind for x, _ in all_logs(analysis)}
+    logs = all_logs(analysis)
+    source_kinds |= {x.kind for x, _ in logs}
+    found = _scan_evidence(
+        analysis,
+        {
+            "nat": (NAT_RE, NAT_CODES),
+            "restart": (RESTART_RE, ()),
+            "state": (STATE_RE, ()),
+            "knob": (KNOB_RE, ()),
+        },
+    )
 
     # 1. the reset captured at two vantage points (and its pcap snippets)
     multi = [r for r in resets if len({s.vantage for s in r.seen_at}) >= 2]
@@ -379,7 +426,7 @@ def checklist(analysis: Analysis, snippets: dict[tuple[str, str], str] | None = 
                     f"{s.vantage} {endpoint(s.src, s.sport)} -> {endpoint(s.dst, s.dport)}" for s in r.seen_at
                 )
             )
-    nat_evidence = _evidence_lines(analysis, NAT_RE, NAT_CODES)
+    nat_evidence = found["nat"]
     if not resets:
         items.append(CheckItem("tuples", "4-tuples and NAT mapping", NONE_FOUND, "No reset to show."))
     else:
@@ -411,7 +458,7 @@ def checklist(analysis: Analysis, snippets: dict[tuple[str, str], str] | None = 
             items.append(CheckItem("tuples", "4-tuples and NAT mapping", MISSING, summary, details))
 
     # 3. proxy log lines
-    proxy_lines = _log_lines(analysis, PROXY_LOG_KINDS, tied_only=True)
+    proxy_lines = _log_lines(logs, PROXY_LOG_KINDS, tied_only=True)
     if proxy_lines:
         items.append(
             CheckItem(
@@ -439,9 +486,7 @@ def checklist(analysis: Analysis, snippets: dict[tuple[str, str], str] | None = 
         )
 
     # 4. restart / overload evidence
-    restart = _log_lines(analysis, HOST_LOG_KINDS, RESTART_EVENTS, RESTART_RE) + _evidence_lines(
-        analysis, RESTART_RE
-    )
+    restart = _log_lines(logs, HOST_LOG_KINDS, RESTART_EVENTS, RESTART_RE) + found["restart"]
     if restart:
         items.append(CheckItem("restart", "restart or overload evidence", PRESENT, "Found:", restart))
     elif source_kinds & set(HOST_LOG_KINDS):
@@ -466,9 +511,7 @@ def checklist(analysis: Analysis, snippets: dict[tuple[str, str], str] | None = 
     # 5. conntrack and port-range state
     sysctls = _snapshot_sysctls(analysis)
     state = [f"{host}: {key} = {value}" for host, key, value in sysctls if key in STATE_SYSCTLS]
-    state += _log_lines(analysis, HOST_LOG_KINDS, STATE_EVENTS, STATE_RE) + _evidence_lines(
-        analysis, STATE_RE
-    )
+    state += _log_lines(logs, HOST_LOG_KINDS, STATE_EVENTS, STATE_RE) + found["state"]
     if state:
         items.append(CheckItem("conntrack", "conntrack and port-range state", PRESENT, "Found:", state))
     else:
@@ -486,7 +529,7 @@ def checklist(analysis: Analysis, snippets: dict[tuple[str, str], str] | None = 
     knobs = [
         f"{host}: {key} = {value}" for host, key, value in sysctls if KNOB_SYSCTLS.get(key) == value.strip()
     ]
-    knobs += _log_lines(analysis, HOST_LOG_KINDS, KNOB_EVENTS) + _evidence_lines(analysis, KNOB_RE)
+    knobs += _log_lines(logs, HOST_LOG_KINDS, KNOB_EVENTS) + found["knob"]
     causes = Counter(r.cause for r in resets if r.cause in CAUSE_KNOBS)
     if knobs:
         items.append(

@@ -14,12 +14,11 @@
   function applyFilters() {
     var want = {};
     selects.forEach(function (s) { if (s.value) { want[s.getAttribute("data-filter")] = s.value; } });
-    var shown = {};
-    document.querySelectorAll("[data-reset-id]").forEach(function (el) {
+    // every element that stands for a whole reset carries data-cause/role/kind (rows, sections, timeline groups)
+    document.querySelectorAll("[data-reset-id][data-cause]").forEach(function (el) {
       var ok = true;
       Object.keys(want).forEach(function (k) { if (el.getAttribute("data-" + k) !== want[k]) { ok = false; } });
       el.classList.toggle("filtered-out", !ok);
-      if (ok) { shown[el.getAttribute("data-reset-id")] = true; }
     });
     if (status) {
       var n = 0;
