@@ -31,6 +31,7 @@ from resetlens.errors import ResetlensError
 # Report file names inside a bundle's report folder.
 JSON_NAME = "analysis.json"
 HTML_NAME = "report.html"
+SNIPPETS_NAME = "report-snippets"
 # The parent releases the database after this long idle, so other processes can read it.
 IDLE_RELEASE_S = 0.5
 # ... and after a commit once it has held it this long on a busy run.
@@ -122,7 +123,8 @@ def analyze_task(
             if all(Path(p).is_file() for p in known.reports) and (wanted is None or wanted in known.reports):
                 result.status = "unchanged"
                 return result
-        analysis = (analyze or default_analyze)(_pipeline_bundle(spec))
+        bundle = _pipeline_bundle(spec)
+        analysis = (analyze or default_analyze)(bundle)
         if not getattr(analysis, "bundle", None):
             analysis.bundle = spec.name
         from resetlens.report.jsonreport import dumps
@@ -130,7 +132,7 @@ def analyze_task(
         text = dumps(analysis)
         result.analysis = json.loads(text)
         if out is not None:
-            result.reports = _write_reports(analysis, text, report_dir(Path(out), spec.name))
+            result.reports = _write_reports(analysis, text, report_dir(Path(out), spec.name), bundle)
         result.status = "ok"
     except BundleTimeout:
         result.error = f"timed out after {timeout:g} s"
@@ -177,8 +179,8 @@ def _pipeline_bundle(spec: BundleSpec) -> Any:
     return bundle
 
 
-def _write_reports(analysis: Any, json_text: str, folder: Path) -> dict[str, str]:
-    """JSON and HTML reports, each written to a temp file in the folder and renamed into place."""
+def _write_reports(analysis: Any, json_text: str, folder: Path, bundle: Any) -> dict[str, str]:
+    """JSON and HTML reports (+ pcap snippets of each reset's flow), each file written atomically."""
     from resetlens.report.jsonreport import atomic_write
 
     folder.mkdir(parents=True, exist_ok=True)
@@ -191,9 +193,25 @@ def _write_reports(analysis: Any, json_text: str, folder: Path) -> dict[str, str
         from resetlens.report.html import write_html
     except ImportError:  # the HTML reporter is optional in a stripped-down install
         return reports
-    write_html(analysis, folder / HTML_NAME)  # atomic itself: temp file + rename
+    snippets = _write_snippets(analysis, folder / SNIPPETS_NAME, bundle)
+    write_html(analysis, folder / HTML_NAME, snippets_dir=snippets)  # atomic itself: temp file + rename
     reports["html"] = str(folder / HTML_NAME)
     return reports
+
+
+def _write_snippets(analysis: Any, folder: Path, bundle: Any) -> Path | None:
+    """Cut each reset's flow out of its captures, as `resetlens analyze --html` does; None when none."""
+    # Rotated multi-file vantages number frames across files: snippets are cut from single files only.
+    sources = {c.vantage: c.paths[0] for c in getattr(bundle, "captures", []) if len(c.paths) == 1}
+    if not analysis.resets or not sources:
+        return None
+    try:
+        from resetlens.report.snippets import write_snippets
+
+        write_snippets(analysis, folder, sources)
+    except (ImportError, ResetlensError, OSError):
+        return None  # the report stands without snippets
+    return folder if folder.is_dir() else None
 
 
 def _one_line(text: str) -> str:
