@@ -441,3 +441,24 @@ def test_real_client_lines():
     classes = [r.fields["class"] for r in log.records]
     assert classes[:4] == ["rst_received", "fin_received", "refused", "tls_reset"]  # curl 56, 52, 7, 35
     assert "conn_lost" in classes  # psql: libpq says the same for FIN and RST
+
+
+def test_binary_journal_without_journalctl_says_how_to_export(tmp_path):
+    """Where neither journalctl nor systemd-python exists (macOS, Windows), a clear warning, no crash."""
+    import json
+    import sys
+
+    j = tmp_path / "x.journal"
+    j.write_bytes(b"LPKSHHRH" + b"\x00" * 64)
+    code = (
+        "import json, sys; from resetlens.evidence import parse_log;"
+        f"log = parse_log({str(j)!r}, 'journal-binary'); print(json.dumps(log.warnings))"
+    )
+    env = {
+        "PATH": str(tmp_path),
+        "PYTHONPATH": os.path.dirname(os.path.dirname(FIX)),
+    }  # no journalctl on PATH
+    p = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, timeout=60)
+    assert p.returncode == 0, p.stderr
+    (warning,) = json.loads(p.stdout)
+    assert "journalctl" in warning and "-o json" in warning
