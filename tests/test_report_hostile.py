@@ -128,3 +128,29 @@ def test_random_hostile_strings(payload: str) -> None:
     check_html(render_html(a))
     check_markdown(render_markdown(a))
     check_terminal(a)
+
+
+def test_odd_values_from_a_saved_file_render(tmp_path: Any) -> None:
+    """NaN/inf times (Python's json accepts them), loosely typed ladder packets and RST records, odd kinds."""
+    import json
+
+    from resetlens.report.jsonreport import load_json
+
+    data = sample_analysis().to_dict()
+    data["resets"][0]["ts"] = float("nan")
+    data["resets"][1]["seen_at"][0]["ts"] = float("inf")
+    data["resets"][1]["seen_at"][0]["ladder"] = [
+        {"frame": "x", "ts": None, "src": 5, "sport": "http", "flags": None, "seq": "1e99", "ip_id": "<b>"},
+        {},
+    ]
+    data["resets"][2]["seen_at"][0]["context"] = {"deep": {"er": {"list": [1, {"x": None}]}}, "": ""}
+    data["log_sources"].append({"kind": None, "path": 7, "lines": "many", "warnings": "not a list"})
+    data["context_logs"][0]["ts"] = float("-inf")
+    path = tmp_path / "odd.json"
+    path.write_text(json.dumps(data))  # writes NaN/Infinity literals
+    a = load_json(path)
+    html_text = render_html(a)
+    check_html(html_text)
+    assert "id=&lt;b&gt;" in html_text
+    check_markdown(render_markdown(a))
+    check_terminal(a)
