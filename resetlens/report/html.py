@@ -110,6 +110,8 @@ class Timeline:
     height: float
     label_w: float  # lane label column; the plot starts here
     plot_w: float
+    mark_h: float  # half height of an RST mark
+    log_h: float  # half height of a log mark
     t0: float
     t1: float
     lanes: list[Lane]
@@ -296,6 +298,8 @@ def timeline(analysis: Analysis, detailed: set[str]) -> Timeline | None:
         height=height,
         label_w=TL_LABEL_W,
         plot_w=TL_PLOT_W,
+        mark_h=TL_MARK_H,
+        log_h=TL_LOG_H,
         t0=t0,
         t1=t1,
         lanes=ordered,

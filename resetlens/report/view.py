@@ -100,7 +100,6 @@ KNOB_RE = Words(
 NAT_RE = Words(re.compile(r"(?i)\b(s?nat|dnat|masquerad\w*|translat\w*)\b"), ("nat", "masquerad", "translat"))
 # Evidence codes (blame.catalog) that carry the facts of a checklist item.
 NAT_CODES = ("nat_mapping",)
-HOST_CODES = ("host_state", "log_line")
 # Configuration knobs usually implicated by each cause (shown when the evidence names none).
 CAUSE_KNOBS: dict[str, tuple[str, ...]] = {
     "no_listener": ("service readiness / listen port", "drain before restart"),
