@@ -1,7 +1,7 @@
 """Capture reader: pcap / pcapng (optionally gzip) -> the columnar packet table of TCP segments.
 
     reader = open_capture(path)             # checks the file header; CaptureError if nothing is usable
-    for chunk in reader.chunks():           # one chunk per 16 MiB block, frame order
+    for chunk in reader.chunks():           # one chunk per 4 MiB block, frame order
         chunk.table                         # PACKET_DTYPE rows, one per TCP segment (table.py)
         chunk.segments                      # frame -> TCP header + captured payload, RST rows only
     reader.info                             # CaptureInfo, complete once chunks() is exhausted

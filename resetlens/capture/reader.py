@@ -23,7 +23,7 @@ from resetlens.capture.linktypes import SUPPORTED, linktype_name
 from resetlens.capture.table import DIR_IN, DIR_OUT, PACKET_DTYPE
 from resetlens.errors import CaptureError
 
-BLOCK_SIZE = 16 << 20  # bytes read per block
+BLOCK_SIZE = 4 << 20  # bytes read per block: small enough to stay in the CPU cache while it is decoded
 SLACK = 64  # spare bytes after the data so clipped 8-byte gathers stay inside the buffer
 MAX_RECORD = 64 << 20  # a record or block larger than this is corruption, not a packet
 GZIP_WBITS = 31  # zlib window bits that select the gzip container
