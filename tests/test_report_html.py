@@ -311,3 +311,10 @@ def test_no_python_none_or_repr_leaks_into_text() -> None:
     visible = " ".join(page.text)
     assert not re.search(r"\bNone\b", visible)
     assert "{'" not in visible and "[]" not in visible
+
+
+def test_same_analysis_same_bytes(tmp_path: Path) -> None:
+    """No clock, random nonce or dict-order dependence: re-rendering an unchanged analysis changes nothing."""
+    write_html(sample_analysis(hostile=True), tmp_path / "1.html")
+    write_html(sample_analysis(hostile=True), tmp_path / "2.html")
+    assert (tmp_path / "1.html").read_bytes() == (tmp_path / "2.html").read_bytes()
