@@ -17,9 +17,9 @@ from test_batch_support import WAIT_S, assert_consistent, batch_cmd, connect_ro,
 from resetlens.batch.run import run_batch
 
 # Bundles in the archive: enough that the batch is still busy when the first one is committed.
-BUNDLES = 8
-# Size of the generated capture in each bundle (MiB): a few seconds of analysis with one worker.
-CAPTURE_MB = 4
+BUNDLES = 16
+# Size of the generated capture in each bundle (MiB): about a second of analysis each with one worker.
+CAPTURE_MB = 6
 
 
 @pytest.fixture(scope="module")

@@ -265,6 +265,13 @@ def test_cli_exit_status_and_summary(archive, tmp_path: Path) -> None:
 
     usage = run_cli(root)  # no --db
     assert usage.returncode == 2
+    # the batch package's own entry point behaves the same
+    alone = run_cli(tmp_path / "nope", "--db", db, standalone=True)
+    assert alone.returncode == 2 and "no such archive folder" in alone.stderr
+    # the second run through the CLI skips everything that was analysed
+    again = run_cli(root, "--db", db, "--out", tmp_path / "out", "--workers", "2")
+    assert again.returncode == 0
+    assert re.search(rf"skipped \(unchanged\)\s+{len(good)}\b", again.stderr)
 
 
 def test_unchanged_archive_copy_elsewhere_keeps_names(archive, tmp_path: Path) -> None:

@@ -148,9 +148,12 @@ def leftover_temp_files(out: Path) -> list[Path]:
     return [p for p in out.rglob("*") if p.name.endswith(".tmp")]
 
 
-def batch_cmd(*args: str | os.PathLike) -> list[str]:
-    return [PYTHON, "-m", "resetlens.batch", *map(str, args)]
+def batch_cmd(*args: str | os.PathLike, standalone: bool = False) -> list[str]:
+    """`resetlens batch ...` through the main CLI (or the batch package's own entry point)."""
+    entry = ["resetlens.batch"] if standalone else ["resetlens", "batch"]
+    return [PYTHON, "-m", *entry, *map(str, args)]
 
 
-def run_cli(*args: str | os.PathLike, timeout: float = WAIT_S) -> subprocess.CompletedProcess:
-    return subprocess.run(batch_cmd(*args), cwd=ROOT, capture_output=True, text=True, timeout=timeout)
+def run_cli(*args: str | os.PathLike, standalone: bool = False) -> subprocess.CompletedProcess:
+    cmd = batch_cmd(*args, standalone=standalone)
+    return subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=WAIT_S)

@@ -127,7 +127,6 @@ class BatchDB:
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
         self._con: duckdb.DuckDBPyConnection | None = None
-        self._opened_at = 0.0  # monotonic time the current connection was opened
         if self.path.exists() and self.path.is_dir():
             raise ResetlensError("is a directory, not a database file", path=str(self.path))
         if not self.path.parent.is_dir():
@@ -142,7 +141,6 @@ class BatchDB:
     def connection(self) -> Iterator[duckdb.DuckDBPyConnection]:
         if self._con is None:
             self._con = self._connect()
-            self._opened_at = time.monotonic()
         yield self._con
 
     def _connect(self) -> duckdb.DuckDBPyConnection:
@@ -167,11 +165,6 @@ class BatchDB:
             self._con = None
 
     close = release
-
-    def release_if_held(self, seconds: float) -> None:
-        """Release when the connection has been held this long (readers get a turn on a busy run too)."""
-        if self._con is not None and time.monotonic() - self._opened_at >= seconds:
-            self.release()
 
     def _create(self, con: duckdb.DuckDBPyConnection) -> None:
         con.execute("CREATE TABLE IF NOT EXISTS meta (key VARCHAR PRIMARY KEY, value VARCHAR)")

@@ -34,11 +34,10 @@ HTML_NAME = "report.html"
 SNIPPETS_NAME = "report-snippets"
 # The parent releases the database after this long idle, so other processes can read it.
 IDLE_RELEASE_S = 0.5
-# ... and after a commit once it has held it this long on a busy run.
-HOLD_S = 2.0
-# Finished bundles are committed together when this many are waiting, or the oldest waited this long.
+# Finished bundles are committed together (then the database released) when this many are waiting,
+# or the oldest has waited this long: few commits on a busy run, and readers get a turn.
 FLUSH_BUNDLES = 64
-FLUSH_S = 1.0
+FLUSH_S = 2.0
 # Results in flight per worker: enough to keep workers busy, few enough to bound memory.
 INFLIGHT_PER_WORKER = 2
 # How long to keep trying to reach a Dask scheduler before calling the address bad.
@@ -425,7 +424,7 @@ def _drive(
                 writer.add(spec, result)
             if writer.due():
                 writer.flush()
-                db.release_if_held(HOLD_S)
+                db.release()  # readers get a turn after every commit
             if broken:
                 suspects.extend(in_flight.values())
                 in_flight.clear()
