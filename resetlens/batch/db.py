@@ -1,8 +1,9 @@
 """The batch database (contract §4): one DuckDB file, one writer (the batch's parent process).
 
-Each finished bundle is written in one transaction: its old rows go, its new rows and its bundle row
-come in, then commit. A run killed at any point leaves every committed bundle whole and nothing
-half-written. The connection is released while the writer is idle so other processes can read.
+Finished bundles are written in one transaction (one bundle, or a small group of them): their old rows
+go, their new rows and bundle rows come in, then commit. A run killed at any point leaves every
+committed bundle whole and nothing half-written; what was not committed is redone by the next run.
+The connection is released after each commit and while idle, so other processes can read the file.
 """
 
 from __future__ import annotations

@@ -1,8 +1,9 @@
 """Run the analysis over every bundle of an archive: local process pool or a Dask cluster.
 
 Workers run `analyze_task` (a plain function of a BundleSpec) and write the bundle's reports; the
-parent is the only database writer and commits each result as it arrives. Failures are recorded,
-never fatal. Rerunning skips bundles whose content hash is unchanged and whose last status is ok.
+parent is the only database writer and commits finished bundles in small groups (a bundle is in the
+database whole or not at all). Failures are recorded, never fatal. Rerunning skips bundles whose
+content hash is unchanged, whose last status is ok and whose reports are in place.
 """
 
 from __future__ import annotations
