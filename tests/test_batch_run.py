@@ -283,3 +283,15 @@ def test_unchanged_archive_copy_elsewhere_keeps_names(archive, tmp_path: Path) -
     shutil.move(root, moved)
     summary = run_batch(moved, db, workers=2)
     assert summary.skipped == len(good)
+
+
+def test_a_file_vanishing_after_discovery_fails_that_bundle_with_its_name(tmp_path: Path) -> None:
+    from resetlens.batch.discover import discover
+    from resetlens.batch.run import analyze_task
+
+    gone = put(tmp_path / "a" / "x.pcap", corpus("zeek_tcp_single-rst.pcap"))
+    (spec,) = discover(tmp_path)
+    gone.unlink()
+    result = analyze_task(spec)
+    assert result.status == "failed"
+    assert result.error == f"{gone}: cannot read: No such file or directory"

@@ -138,6 +138,8 @@ def analyze_task(
         result.error = f"timed out after {timeout:g} s"
     except ResetlensError as e:
         result.error = _one_line(str(e))
+    except OSError as e:  # a file vanished or became unreadable since discovery
+        result.error = _one_line(f"{e.filename or spec.root}: cannot read: {e.strerror or e}")
     except MemoryError:
         result.error = "out of memory"
     except Exception as e:  # a bug in the analysis must not stop the batch: record where it happened
