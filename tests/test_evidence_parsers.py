@@ -362,8 +362,19 @@ def test_app_lines_classified():
         17: "broken_pipe", 18: "fin_received", 19: "refused", 20: "tls_reset", 21: "rst_received",
         22: "rst_received", 23: "fin_received", 24: None, 25: "conn_lost", 26: "conn_lost", 27: "rst_received",
         28: "rst_received", 29: "fin_received",
+        31: "reset_sent", 32: "idle_close", 33: "reset_sent", 34: "reset_sent", 35: "fin_received",
     }  # fmt: skip
     assert 30 not in r and log.ignored == 1
+    # what a program says it did itself, with key=value and arrow endpoints
+    assert (r[31].event, r[31].tuple4) == ("app_reset_sent", ("10.0.0.9", 8080, "10.0.0.5", 51514))
+    assert (r[32].event, r[32].fields["remote"]) == ("app_idle_close", "[2001:db8::5]:51515")
+    assert r[33].event == "app_reset_sent" and r[33].fields["remote"] == "10.0.0.5:51516"
+    assert (r[34].event, r[34].tuple4, r[34].host) == (
+        "app_reset_sent",
+        ("10.0.0.5", 51517, "10.0.0.9", 9003),
+        "fw-1",
+    )
+    assert r[35].event == "app_fin_received"
     assert r[1].tuple4 == ("10.0.0.5", 36828, "10.0.0.9", 22400) and r[1].ts == T0
     assert r[2].ts == pytest.approx(T0 + 0.123456) and r[2].tuple4 == ("10.0.0.9", 8080, "10.0.0.5", 51514)
     assert r[3].fields["remote"] == "10.0.0.9:8080" and r[3].host is None
@@ -462,3 +473,34 @@ def test_binary_journal_without_journalctl_says_how_to_export(tmp_path):
     assert p.returncode == 0, p.stderr
     (warning,) = json.loads(p.stdout)
     assert "journalctl" in warning and "-o json" in warning
+
+
+def test_lab_bundles_parse_cleanly():
+    """Every log the reset lab (resetlens/lab) wrote into fixtures/lab parses without a bad line."""
+    import glob
+    import tomllib
+
+    manifests = sorted(glob.glob(os.path.join(os.path.dirname(FIX), "lab", "*", "resetlens.toml")))
+    if not manifests:
+        pytest.skip("no lab fixtures")
+    events = set()
+    for m in manifests:
+        man = tomllib.load(open(m, "rb"))
+        for spec in man.get("log", []):
+            path = os.path.join(os.path.dirname(m), spec["path"])
+            log = parse_log(
+                path,
+                spec["kind"],
+                tz=man.get("timezone", "UTC"),
+                host=spec.get("host"),
+                fmt=spec.get("format"),
+            )
+            assert log.unparsed == 0, (path, log.examples)
+            events |= {r.event for r in log.records}
+    assert {
+        "upstream_reset",
+        "client_abort",
+        "app_rst_received",
+        "app_reset_sent",
+        "app_idle_close",
+    } <= events

@@ -125,3 +125,20 @@ def test_ss_forms_and_iptables_and_counts():
     ]
     assert parse_conntrack_count("42\n262144\n") == {"count": 42, "max": 262144}
     assert parse_ip_link("garbage") == {}
+
+
+def test_combined_conntrack_and_link_files(tmp_path):
+    """`conntrack-*.txt` holding both `conntrack -S` and `-C` (with `$ cmd` headers), `link-*.txt` for ip -s link."""
+    d = tmp_path / "snapshots" / "fw"
+    d.mkdir(parents=True)
+    stats = "$ conntrack -S\ncpu=0   \tfound=0 invalid={} insert=0 insert_failed=0 drop=0\ncpu=1   \tfound=0 invalid=0 insert=0 insert_failed=0 drop=0\n$ conntrack -C\n{}\n"
+    (d / "conntrack-before.txt").write_text(stats.format(0, 3))
+    (d / "conntrack-after.txt").write_text(stats.format(4, 49))
+    link = "$ ip -s link\n2: eth0@if3: <UP> mtu 1500\n    RX:  bytes packets errors dropped  missed   mcast\n    10 1 0 {} 0 0\n"
+    (d / "link-before.txt").write_text(link.format(0))
+    (d / "link-after.txt").write_text(link.format(2))
+    hs = load_snapshots(str(tmp_path))["fw"]
+    assert not hs.warnings
+    assert hs.after.conntrack["count"] == 49 and hs.after.conntrack["invalid"] == 4
+    assert hs.after.links["eth0"]["rx_dropped"] == 2
+    assert {f.event for f in hs.facts()} == {"link_drops"}

@@ -20,6 +20,7 @@ from resetlens.evidence.base import (
     Options,
     ParsedLog,
     iso_epoch,
+    join_addr,
     local_epoch,
     parse_addr,
     to_float,
@@ -81,6 +82,22 @@ RULES: list[tuple[re.Pattern[str], str, str]] = [
     (re.compile(r"connect ECONNREFUSED"), "refused", "node"),
     (re.compile(r"socket hang up"), "conn_lost", "node"),
     (
+        re.compile(
+            r"SO_LINGER\s*(?:=\s*)?(?:0|\{\s*1\s*,\s*0\s*\})|\babortive(?:ly)? clos|clos\w* with unread data"
+        ),
+        "reset_sent",
+        "",
+    ),
+    (
+        re.compile(
+            r"\breset both (?:ends|sides)\b|\b(?:sen[dt]|sending|inject\w*|forg\w*)\b.{0,24}\b(?:RST|TCP resets?)\b"
+        ),
+        "reset_sent",
+        "",
+    ),
+    (re.compile(r"\bidle\b.{0,24}\bclos(?:e|ed|ing)\b"), "idle_close", ""),
+    (re.compile(r"\bpeer closed\b|\bclosed by (?:the )?peer\b"), "fin_received", ""),
+    (
         re.compile(r"ConnectionResetError|\[Errno 104\]|ECONNRESET|[Cc]onnection reset by peer"),
         "rst_received",
         "",
@@ -124,6 +141,44 @@ def line_time(text: str, opts: Options) -> float | None:
     return None
 
 
+# key=value endpoints many programs log: local=, peer=, client=, src=, dst=, ...
+KV_ADDR_RE = re.compile(
+    r"\b(local|laddr|src|source|peer|remote|raddr|client|dst|destination|upstream)[=:]\s?"
+    r"(\[[0-9A-Fa-f:.]+\]:\d{1,5}|\d{1,3}(?:\.\d{1,3}){3}:\d{1,5})"
+)
+# Keys that name the writer's own end of the connection (the others name the far end).
+KV_LOCAL = ("local", "laddr", "src", "source")
+# "A:P -> B:P" with spaces (IPS/DPI and firewall tools).
+ARROW_RE = re.compile(
+    r"(\[[0-9A-Fa-f:.]+\]:\d{1,5}|\d{1,3}(?:\.\d{1,3}){3}:\d{1,5})\s+->\s+"
+    r"(\[[0-9A-Fa-f:.]+\]:\d{1,5}|\d{1,3}(?:\.\d{1,3}){3}:\d{1,5})"
+)
+
+
+def endpoints(message: str, fields: dict[str, Any]) -> tuple[str, int, str, int] | None:
+    """Fill fields local/remote from key=value or arrow endpoints; the 4-tuple when both ends are named."""
+    local = remote = None
+    for key, value in KV_ADDR_RE.findall(message):
+        addr = parse_addr(value)
+        if addr is None:
+            continue
+        if key in KV_LOCAL:
+            local = local or addr
+        else:
+            remote = remote or addr
+    if local is None and remote is None:
+        m = ARROW_RE.search(message)
+        if m:
+            local, remote = parse_addr(m[1]), parse_addr(m[2])
+    if remote:
+        fields.setdefault("remote", join_addr(remote[0], remote[1]))
+    if local:
+        fields.setdefault("local", join_addr(local[0], local[1]))
+    if local and remote:
+        return (local[0], local[1], remote[0], remote[1])
+    return None
+
+
 def _addr(text: str) -> tuple[str, int] | None:
     return parse_addr(text.strip("[]") if text.count(":") == 1 else text)
 
@@ -140,9 +195,9 @@ def classify(message: str) -> tuple[str, dict[str, Any], tuple[str, int, str, in
         local = _addr(m[3]) if m[3] else None
         remote = _addr(m[4])
         if remote:
-            fields["remote"] = f"{remote[0]}:{remote[1]}"
+            fields["remote"] = join_addr(remote[0], remote[1])
         if local and remote:
-            fields["local"] = f"{local[0]}:{local[1]}"
+            fields["local"] = join_addr(local[0], local[1])
             tuple4 = (local[0], local[1], remote[0], remote[1])
         if "connection reset by peer" in err:
             cls = "rst_received"
@@ -180,6 +235,7 @@ def classify(message: str) -> tuple[str, dict[str, Any], tuple[str, int, str, in
             fields["remote"] = f"{t[1]}:{t[2]}"
         if "SSL_ERROR_SYSCALL" in m[2]:
             fields["wire"] = "fin"
+    tuple4 = endpoints(message, fields)
     m = OPENSSL_ERRNO_RE.search(message)
     if m:
         fields.update(op=m[1], errno=int(m[2]))
@@ -210,7 +266,7 @@ def record_for(n: int, line: str, kind: str, opts: Options) -> LogRecord | None:
             return None
         fields: dict[str, Any] = {"client_host": pg[1]}
         if pg[2]:
-            fields["client"] = f"{pg[1]}:{pg[2]}"
+            fields["client"] = join_addr(pg[1], pg[2])
         return LogRecord(n, line_time(line, opts), line, kind, opts.host, "", fields)
     cls, fields, tuple4 = found
     fields["class"] = cls

@@ -179,6 +179,11 @@ def iso_epoch(m: re.Match[str], tz: dt.tzinfo) -> float | None:
 ADDR_RE = re.compile(r"\[([0-9A-Fa-f:.]+)\]:(\d{1,5})|([0-9]{1,3}(?:\.[0-9]{1,3}){3}):(\d{1,5})")
 
 
+def join_addr(addr: str, port: int | str) -> str:
+    """(address, port) -> '10.0.0.9:8080' or '[2001:db8::1]:443' (what parse_addr reads back)."""
+    return f"[{addr}]:{port}" if ":" in addr else f"{addr}:{port}"
+
+
 def parse_addr(text: str) -> tuple[str, int] | None:
     """'10.0.0.9:8080' or '[2001:db8::1]:443' -> (address, port); None when not ip:port."""
     m = ADDR_RE.fullmatch(text.strip())

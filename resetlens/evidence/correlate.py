@@ -210,11 +210,7 @@ def _timed(
         if r:
             return r, "upstream+time"
     remote = rec.fields.get("remote")
-    if isinstance(remote, str) and rec.event in (
-        events.APP_REFUSED,
-        events.APP_TLS_RESET,
-        events.APP_RST_RECEIVED,
-    ):
+    if isinstance(remote, str) and rec.event.startswith("app_"):
         ep = parse_addr(remote)
         if ep:
             r = ix.by_endpoint.get(ep, _EMPTY).nearest(ts, lo, hi)

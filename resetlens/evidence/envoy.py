@@ -17,7 +17,16 @@ from collections.abc import Iterable
 from typing import Any
 
 from resetlens.evidence import events
-from resetlens.evidence.base import ISO_RE, LogRecord, Options, ParsedLog, iso_epoch, parse_addr, to_int
+from resetlens.evidence.base import (
+    ISO_RE,
+    LogRecord,
+    Options,
+    ParsedLog,
+    iso_epoch,
+    join_addr,
+    parse_addr,
+    to_int,
+)
 from resetlens.evidence.template import compile_template
 
 DEFAULT = (
@@ -230,7 +239,7 @@ def _finish(n: int, line: str, fields: dict[str, Any], tail: str, kind: str, opt
                 fields.setdefault("response_code_details", token)
             elif token in TERMINATION_DETAILS:
                 fields.setdefault("connection_termination_details", token)
-        addrs = [f"{a}:{p}" for a, p in ADDR_TOKEN_RE.findall(tail)]
+        addrs = [join_addr(a.strip("[]"), p) for a, p in ADDR_TOKEN_RE.findall(tail)]
         if addrs:
             fields["tail_addresses"] = addrs
             fields.setdefault("downstream_remote_address", addrs[0])
@@ -243,7 +252,7 @@ def _finish(n: int, line: str, fields: dict[str, Any], tail: str, kind: str, opt
     up = parse_addr(str(fields.get("upstream_host") or fields.get("upstream_remote_address") or ""))
     if up:
         fields["upstream_addr"], fields["upstream_port"] = up
-        fields["upstream"] = f"{up[0]}:{up[1]}"
+        fields["upstream"] = join_addr(up[0], up[1])
         ul = parse_addr(str(fields.get("upstream_local_address") or ""))
         if ul:
             tuples.append((ul[0], ul[1], up[0], up[1]))
@@ -251,7 +260,7 @@ def _finish(n: int, line: str, fields: dict[str, Any], tail: str, kind: str, opt
         str(fields.get("downstream_direct_remote_address") or fields.get("downstream_remote_address") or "")
     )
     if down:
-        fields["client"] = f"{down[0]}:{down[1]}"
+        fields["client"] = join_addr(down[0], down[1])
         fields["client_addr"], fields["client_port"] = down
         dl = parse_addr(str(fields.get("downstream_local_address") or ""))
         if dl:

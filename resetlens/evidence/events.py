@@ -13,7 +13,7 @@ class Event(NamedTuple):
     code: str
     meaning: str
     signal: str  # rst | fin | rst_or_fin | timeout | refused | policy | tls | lifecycle | host | info
-    side: str  # upstream | client | proxy | peer | host | unit
+    side: str  # upstream | client | proxy | peer | host | unit | self (the writer of the line acted)
 
 
 EVENTS: dict[str, Event] = {}
@@ -193,6 +193,18 @@ APP_CONN_LOST = _event(
     "rst_or_fin",
     "peer",
 )
+APP_RESET_SENT = _event(
+    "app_reset_sent",
+    "the writer of the line reset the connection itself (SO_LINGER 0, close with unread data, an IPS/DPI saying it sent RSTs)",
+    "rst",
+    "self",
+)
+APP_IDLE_CLOSE = _event(
+    "app_idle_close",
+    "the writer of the line closed an idle (keep-alive) connection: a FIN; a late request on it gets an RST",
+    "fin",
+    "self",
+)
 # -- host snapshots (snapshots.py) -------------------------------------------------------------
 LISTEN_OVERFLOW = _event(
     "listen_overflow",
@@ -228,6 +240,8 @@ APP_CLASSES = {
     "refused": APP_REFUSED,
     "tls_reset": APP_TLS_RESET,
     "conn_lost": APP_CONN_LOST,
+    "reset_sent": APP_RESET_SENT,
+    "idle_close": APP_IDLE_CLOSE,
 }
 
 # Events about a unit or the host that explain resets a short while after them.

@@ -16,7 +16,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from resetlens.evidence import events
-from resetlens.evidence.base import MONTHS, LogRecord, Options, ParsedLog, local_epoch
+from resetlens.evidence.base import MONTHS, LogRecord, Options, ParsedLog, join_addr, local_epoch
 from resetlens.evidence.syslog import parse_header
 
 # Where the payload starts: client ip:port then the bracketed accept/request date.
@@ -138,7 +138,7 @@ def _payload(
 ) -> tuple[str, dict[str, Any], Any, float | None] | None:
     """(event, fields, 4-tuple, end time) for a payload whose start matched."""
     fields: dict[str, Any] = {
-        "client": f"{start[1]}:{start[2]}",
+        "client": join_addr(start[1].strip("[]"), start[2]),
         "client_addr": start[1],
         "client_port": int(start[2]),
     }
@@ -194,11 +194,13 @@ def _payload(
     addrs = [(a.strip("[]"), int(p)) for a, p in ADDR_TOKEN_RE.findall(tail) if int(p) <= 65535]
     if len(addrs) >= 2:
         (bi, bp), (si, sp) = addrs[0], addrs[1]
-        fields.update(backend_local=f"{bi}:{bp}", upstream=f"{si}:{sp}", upstream_addr=si, upstream_port=sp)
+        fields.update(
+            backend_local=join_addr(bi, bp), upstream=join_addr(si, sp), upstream_addr=si, upstream_port=sp
+        )
         tuple4 = (bi, bp, si, sp)
     elif len(addrs) == 1:
         fields.update(
-            upstream=f"{addrs[0][0]}:{addrs[0][1]}", upstream_addr=addrs[0][0], upstream_port=addrs[0][1]
+            upstream=join_addr(addrs[0][0], addrs[0][1]), upstream_addr=addrs[0][0], upstream_port=addrs[0][1]
         )
     rid = re.search(
         r"\b([0-9A-Fa-f]{32}|[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12})\b",

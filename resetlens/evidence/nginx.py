@@ -23,6 +23,7 @@ from resetlens.evidence.base import (
     Options,
     ParsedLog,
     iso_epoch,
+    join_addr,
     local_epoch,
     offset_seconds,
     parse_addr,
@@ -326,7 +327,7 @@ def access_record(n: int, line: str, values: dict[str, str], kind: str, opts: Op
         fields["request_id"] = fields["request_id"].lower()
     client = fields.get("remote_addr")
     if client and fields.get("remote_port"):
-        fields["client"] = f"{client}:{fields['remote_port']}"
+        fields["client"] = join_addr(client, fields["remote_port"])
     tries = upstream_tries(values)
     if tries:
         fields["upstreams"] = tries

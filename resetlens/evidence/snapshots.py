@@ -22,6 +22,13 @@ from resetlens.evidence.base import LogRecord
 
 # Snapshot names a bundle may hold, in the order collect writes them.
 NAMES = ("ss", "nstat", "netstat", "nft", "conntrack-stats", "conntrack-count", "ip-link", "sysctl")
+# Other names for the same outputs (a `conntrack` file may hold both `conntrack -S` and `-C`).
+NAME_ALIASES = {
+    "conntrack": ("conntrack-stats", "conntrack-count"),
+    "link": ("ip-link",),
+    "ip-s-link": ("ip-link",),
+    "sysctls": ("sysctl",),
+}
 # Largest snapshot file read (a huge ss dump is cut, with a warning).
 MAX_SNAPSHOT = 64 << 20
 
@@ -459,7 +466,8 @@ def load_host(directory: str, host: str | None = None) -> HostSnapshots:
         m = re.fullmatch(r"(.+)-(before|after)\.txt", fname)
         if not m:
             continue
-        if m[1] not in NAMES:
+        targets = (m[1],) if m[1] in NAMES else NAME_ALIASES.get(m[1])
+        if not targets:
             hs.warnings.append(f"{fname}: unknown snapshot name (expected one of {', '.join(NAMES)})")
             continue
         path = os.path.join(directory, fname)
@@ -471,8 +479,9 @@ def load_host(directory: str, host: str | None = None) -> HostSnapshots:
             continue
         if len(data) > MAX_SNAPSHOT:
             hs.warnings.append(f"{path}: larger than {MAX_SNAPSHOT} bytes, cut")
-        texts[m[2]][m[1]] = data[:MAX_SNAPSHOT].decode("utf-8", "replace")
-        paths[m[2]][m[1]] = path
+        for name in targets:
+            texts[m[2]][name] = texts[m[2]].get(name, "") + data[:MAX_SNAPSHOT].decode("utf-8", "replace")
+            paths[m[2]][name] = path
     for when in ("before", "after"):
         if texts[when]:
             snap = parse_snapshot(texts[when])
