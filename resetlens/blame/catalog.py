@@ -249,6 +249,16 @@ OTHER_LEG = evidence_kind(
     "Proxy {proxy} carried this on two legs: this {this} leg pairs with the {other} leg {desc}, opened "
     "{ms} ms after the client's.",
 )
+IPID_CONTINUES = evidence_kind(
+    "ipid_continues",
+    "IP ID {ip_id} continues {claimed}'s own counter ({prev} on its previous packet): the same stack sent it.",
+)
+IPID_ZERO = evidence_kind(
+    "ipid_zero",
+    "IP ID 0 where {claimed}'s packets count upwards: a stateless reply (a kernel answering for no socket, or a "
+    "firewall's reject).",
+)
+STACK_FINGERPRINT = evidence_kind("stack_fingerprint", "{what}")
 FOLLOW_UP = evidence_kind(
     "follow_up_reset",
     "{sender} had already reset this connection ({first}); this RST answers {peer}'s later segment, so it shares "
@@ -256,8 +266,8 @@ FOLLOW_UP = evidence_kind(
 )
 TTL_MISMATCH = evidence_kind(
     "ttl_mismatch",
-    "TTL {ttl} at {vantage} but {claimed}'s own packets arrive there with TTL {baseline}: the RST entered the path "
-    "{hops} hop(s) {where} {claimed}.",
+    "TTL {ttl} at {vantage}, but earlier packets from {claimed} in this connection arrive there with TTL "
+    "{baseline}: the RST entered the path {hops} hop(s) {where} {claimed}.",
 )
 TTL_INITIAL_AT_SENDER = evidence_kind(
     "ttl_initial", "TTL {ttl} at {vantage} is an initial value: the packet had not been routed yet."

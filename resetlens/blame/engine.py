@@ -356,6 +356,7 @@ def _origin(case: Case, reset: Reset) -> Origin:
         )
         if forged is None:
             forged, strength = True, PROOF_TTL
+    _fingerprints(reset, claimed_name, ev)
     # NAT mapping between sightings.
     tuples = {(s.src, s.sport, s.dst, s.dport): s.vantage for s in reset.seen_at}
     if len(tuples) > 1:
@@ -422,6 +423,50 @@ def _origin(case: Case, reset: Reset) -> Origin:
             if v in by_v:
                 best = v
     return Origin(forged, strength, sender, claimed, ev, best)
+
+
+def _fingerprints(reset: Reset, claimed: str, ev: list[Evidence]) -> None:
+    """IP ID continuity and header habits of the RST against its claimed sender's earlier packets."""
+    s = max(reset.seen_at, key=lambda x: x.ttl)  # the copy nearest its sender
+    c = s.context
+    prev, delta = c.get("baseline_ip_id"), c.get("ip_id_delta")
+    if s.ip_id is not None and prev is not None and delta is not None:
+        if 0 < delta <= 64:
+            ev.append(
+                Evidence(
+                    "ipid_continues",
+                    cat.evidence_text("ipid_continues", {"ip_id": s.ip_id, "claimed": claimed, "prev": prev}),
+                    s.vantage,
+                    s.frame,
+                    0.3,
+                )
+            )
+        elif s.ip_id == 0 and prev:
+            ev.append(
+                Evidence(
+                    "ipid_zero", cat.evidence_text("ipid_zero", {"claimed": claimed}), s.vantage, s.frame, 0.2
+                )
+            )
+    habits = []
+    if c.get("missing_options"):
+        habits.append(
+            f"it lacks the TCP option(s) {', '.join(c['missing_options'])} that {claimed} put on every "
+            "earlier segment"
+        )
+    if c.get("df_changed"):
+        habits.append("its DF bit differs from the sender's earlier packets")
+    if not c.get("rst_ack") and s.window:
+        habits.append(f"a bare RST with window {s.window} (stacks send 0; some injectors do not)")
+    if habits:
+        ev.append(
+            Evidence(
+                "stack_fingerprint",
+                cat.evidence_text("stack_fingerprint", {"what": "Header habits: " + "; ".join(habits) + "."}),
+                s.vantage,
+                s.frame,
+                0.2,
+            )
+        )
 
 
 def _direction(case: Case, s: Sighting) -> int:
