@@ -183,8 +183,18 @@ def _addr(text: str) -> tuple[str, int] | None:
     return parse_addr(text.strip("[]") if text.count(":") == 1 else text)
 
 
+# Every rule above needs one of these words: lines without any are skipped cheaply (most of an app log).
+PREFILTER_RE = re.compile(
+    r"reset|rst\b|pipe|refused|eof|clos|hang up|lost connection|abort|errno|econn|linger|idle|handshake"
+    r"|remote|disconnect|curl: \(|tcp|connection received|ssl",
+    re.IGNORECASE,
+)
+
+
 def classify(message: str) -> tuple[str, dict[str, Any], tuple[str, int, str, int] | None] | None:
     """(class, fields, 4-tuple) for an application error message; None when it is not one."""
+    if not PREFILTER_RE.search(message):
+        return None
     fields: dict[str, Any] = {}
     tuple4 = None
     cls = None
@@ -261,7 +271,7 @@ def record_for(n: int, line: str, kind: str, opts: Options) -> LogRecord | None:
     """A record for one application line, or None when it says nothing about a connection."""
     found = classify(ANSI_RE.sub("", line) if "\x1b" in line else line)
     if found is None:
-        pg = PG_CONN_RE.search(line)
+        pg = PG_CONN_RE.search(line) if "connection received" in line else None
         if not pg:
             return None
         fields: dict[str, Any] = {"client_host": pg[1]}
