@@ -31,7 +31,7 @@ from typing import Any
 import numpy as np
 
 from resetlens.model import Connection
-from resetlens.tcp.resets import ResetRecord, build_record, decode_payload
+from resetlens.tcp.resets import ResetRecord, build_record, decode_payload, flow_columns
 from resetlens.tcp.tracker import (
     AFTER_RST_PKTS,
     ANCHOR_DATA_PKTS,
@@ -69,10 +69,17 @@ def analyze_vantage(chunks: Iterable[Any], vantage: str, compiled: bool | None =
         if gc_was_enabled:
             gc.enable()
     resets = []
+    cols_of: dict[str, dict[str, np.ndarray]] = {}
     for snap in out.snapshots:
         uid = tracker.uid(snap.conn_idx)
+        flow = out.flows.get(uid)
+        cols = None
+        if flow is not None and len(flow):
+            cols = cols_of.get(uid)
+            if cols is None:
+                cols = cols_of[uid] = flow_columns(flow)
         frame = int(snap.row["frame"])
-        resets.append(build_record(vantage, snap, uid, out.flows.get(uid), segments.get(frame)))
+        resets.append(build_record(vantage, snap, uid, flow, segments.get(frame), cols))
     return VantageResult(
         vantage=vantage,
         connections=out.connections,

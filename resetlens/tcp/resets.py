@@ -9,7 +9,7 @@ from __future__ import annotations
 import dataclasses
 from collections import Counter
 from dataclasses import dataclass, field
-from functools import cache
+from functools import cache, lru_cache
 from typing import Any
 
 import numpy as np
@@ -78,6 +78,14 @@ OPT_NAMES = (
     (OPT_TRUNCATED, "truncated"),
 )
 CSUM_NAMES = {0: "unchecked", CSUM_OK: "ok", CSUM_BAD: "bad", CSUM_UNKNOWN: "unknown"}
+
+
+@lru_cache(maxsize=65536)
+def addr_text(hi: int, lo: int) -> str:
+    """Address text from the table's two halves (IPv4-mapped printed directly: ipaddress is slow)."""
+    if hi == 0 and lo >> 32 == 0xFFFF:
+        return f"{(lo >> 24) & 255}.{(lo >> 16) & 255}.{(lo >> 8) & 255}.{lo & 255}"
+    return halves_to_addr(hi, lo)
 
 
 @cache
@@ -235,9 +243,15 @@ def _u16_delta(a: int, b: int) -> int:
 
 
 def build_record(
-    vantage: str, snap: RstSnapshot, uid: str, flow: np.ndarray | None, segment: bytes | None
+    vantage: str,
+    snap: RstSnapshot,
+    uid: str,
+    flow: np.ndarray | None,
+    segment: bytes | None,
+    cols: dict[str, np.ndarray] | None = None,
 ) -> ResetRecord:
-    """A ResetRecord from the tracker's snapshot, the connection's retained packets and the raw segment."""
+    """A ResetRecord from the tracker's snapshot, the connection's retained packets (or their
+    flow_columns, shared by the RSTs of one flow) and the raw segment."""
     row = snap.row
     flags = int(row["flags"])
     frame = int(row["frame"])
@@ -250,9 +264,9 @@ def build_record(
         frame=frame,
         ts=float(row["ts"]),
         uid=uid,
-        src=halves_to_addr(row["src_hi"], row["src_lo"]),
+        src=addr_text(int(row["src_hi"]), int(row["src_lo"])),
         sport=int(row["sport"]),
-        dst=halves_to_addr(row["dst_hi"], row["dst_lo"]),
+        dst=addr_text(int(row["dst_hi"]), int(row["dst_lo"])),
         dport=int(row["dport"]),
         sent_by="orig" if snap.sent_by_orig else "resp",
         flags=_flag_text(flags),
@@ -279,8 +293,10 @@ def build_record(
     if segment is not None and rec.payload_captured:
         hlen = (segment[12] >> 4) * 4 if len(segment) > 12 else 20
         rec.diagnostic, rec.cause_text = decode_payload(bytes(segment[hlen : hlen + rec.payload_captured]))
-    if flow is not None and len(flow):
-        _context(rec, row, flow)
+    if cols is None and flow is not None and len(flow):
+        cols = flow_columns(flow)
+    if cols is not None:
+        _context(rec, row, cols)
     return rec
 
 
@@ -325,73 +341,79 @@ def _preceded_by(history: str) -> str:
     return "nothing" if not letters else "other"
 
 
-def _context(rec: ResetRecord, row: np.void, flow: np.ndarray) -> None:
-    frames = flow["frame"]
-    src = (int(row["src_hi"]), int(row["src_lo"]), int(row["sport"]))
-    from_sender = (flow["src_hi"] == src[0]) & (flow["src_lo"] == src[1]) & (flow["sport"] == src[2])
-    before = frames < rec.frame
-    after = frames > rec.frame
-    fl = flow["flags"].astype(np.int64)
-    is_rst = (fl & RST) != 0
+FLOW_COLUMNS = ("frame", "flags", "payload_len", "ttl", "ip_id", "df", "window", "opts", "seq", "ack", "ts")
 
-    prev = flow[before][-3:]
-    prev_sender = from_sender[before][-3:]
+
+def flow_columns(flow: np.ndarray) -> dict[str, np.ndarray]:
+    """The columns _context reads, as plain arrays (computed once per flow, shared by its RSTs)."""
+    cols = {name: flow[name] for name in FLOW_COLUMNS}
+    cols["flags"] = cols["flags"].astype(np.int64)
+    cols["src"] = np.stack([flow["src_hi"], flow["src_lo"], flow["sport"].astype(np.uint64)], axis=1)
+    return cols
+
+
+def _context(rec: ResetRecord, row: np.void, cols: dict[str, np.ndarray]) -> None:
+    frames = cols["frame"]
+    pos = int(np.searchsorted(frames, rec.frame))  # flows are in capture (frame) order
+    end = pos + 1 if pos < len(frames) and frames[pos] == rec.frame else pos
+    src = cols["src"]
+    sender = (src[:, 0] == row["src_hi"]) & (src[:, 1] == row["src_lo"]) & (src[:, 2] == row["sport"])
+    fl = cols["flags"]
+    is_rst = (fl & RST) != 0
+    plen = cols["payload_len"]
+
     rec.last_packets = [
         {
-            "frame": int(p["frame"]),
-            "from": "sender" if s else "receiver",
-            "flags": _flag_text(int(p["flags"])),
-            "len": int(p["payload_len"]),
+            "frame": int(frames[k]),
+            "from": "sender" if sender[k] else "receiver",
+            "flags": _flag_text(int(fl[k])),
+            "len": int(plen[k]),
         }
-        for p, s in zip(prev, prev_sender, strict=True)
+        for k in range(max(0, pos - 3), pos)
     ]
 
-    base = flow[before & from_sender & ~is_rst]
+    base = np.flatnonzero(sender[:pos] & ~is_rst[:pos])
     rec.baseline_packets = len(base)
     if len(base):
-        rec.baseline_ttl = Counter(base["ttl"].tolist()).most_common(1)[0][0]
+        rec.baseline_ttl = Counter(cols["ttl"][base].tolist()).most_common(1)[0][0]
         rec.ttl_delta = rec.ttl - rec.baseline_ttl
         if rec.ip_id is not None:
-            rec.baseline_ip_id = int(base["ip_id"][-1])
+            rec.baseline_ip_id = int(cols["ip_id"][base[-1]])
             rec.ip_id_delta = _u16_delta(rec.ip_id, rec.baseline_ip_id)
-        rec.baseline_df = bool(base["df"].sum() * 2 >= len(base))
+        rec.baseline_df = bool(cols["df"][base].sum() * 2 >= len(base))
         rec.df_changed = rec.df != rec.baseline_df
-        rec.baseline_window = int(base["window"][-1])
-        nonsyn = base[(base["flags"].astype(np.int64) & SYN) == 0]
+        rec.baseline_window = int(cols["window"][base[-1]])
+        nonsyn = base[(fl[base] & SYN) == 0]
         if len(nonsyn):
-            common = int(np.bitwise_and.reduce(nonsyn["opts"].astype(np.int64)))
+            common = int(np.bitwise_and.reduce(cols["opts"][nonsyn].astype(np.int64)))
             common &= ~(OPT_SACK | OPT_TRUNCATED | OPT_MALFORMED)
             rec.baseline_options = option_names(common)
             rec.missing_options = [n for n in rec.baseline_options if n not in rec.options]
 
-    earlier_rst = flow[before & from_sender & is_rst]
-    rec.retransmitted = bool(len(earlier_rst)) and bool((earlier_rst["seq"] == rec.seq).any())
+    earlier_rst = np.flatnonzero(sender[:pos] & is_rst[:pos])
+    rec.retransmitted = bool(len(earlier_rst)) and bool((cols["seq"][earlier_rst] == rec.seq).any())
 
-    later = flow[after]
-    later_sender = from_sender[after]
-    later_fl = fl[after]
-    data = (later["payload_len"] > 0) & ((later_fl & RST) == 0)
-    pure_ack = (later["payload_len"] == 0) & ((later_fl & (SYN | FIN | RST)) == 0) & ((later_fl & ACK) != 0)
-    rec.sender_data_after = later["frame"][later_sender & data][:AFTER_LIST_MAX].tolist()
-    rec.sender_ack_after = later["frame"][later_sender & pure_ack][:AFTER_LIST_MAX].tolist()
-    rec.sender_after = later["frame"][later_sender & ((later_fl & RST) == 0)][:AFTER_LIST_MAX].tolist()
-    recv = later[~later_sender]
-    rec.receiver_after = recv["frame"][:AFTER_LIST_MAX].tolist()
-    if len(later) and not later_sender[0] and rec.seq_check != "exact":
-        first = later[0]
-        ff = int(first["flags"])
-        if (
-            ff & ACK
-            and not ff & (SYN | FIN | RST)
-            and int(first["payload_len"]) == 0
-            and float(first["ts"]) - rec.ts <= CHALLENGE_ACK_WINDOW
-        ):
-            rec.challenge_ack = int(first["frame"])
-    later_rst = later[(later_fl & RST) != 0]
-    rec.more_rsts = later_rst["frame"][:AFTER_LIST_MAX].tolist()
-    same = later_rst[later_sender[(later_fl & RST) != 0]]
+    if end >= len(frames):
+        return
+    lf = fl[end:]
+    lsender = sender[end:]
+    lframes = frames[end:]
+    lplen = plen[end:]
+    not_rst = (lf & RST) == 0
+    data = (lplen > 0) & not_rst
+    pure_ack = (lplen == 0) & ((lf & (SYN | FIN | RST)) == 0) & ((lf & ACK) != 0)
+    rec.sender_data_after = lframes[lsender & data][:AFTER_LIST_MAX].tolist()
+    rec.sender_ack_after = lframes[lsender & pure_ack][:AFTER_LIST_MAX].tolist()
+    rec.sender_after = lframes[lsender & not_rst][:AFTER_LIST_MAX].tolist()
+    rec.receiver_after = lframes[~lsender][:AFTER_LIST_MAX].tolist()
+    if not lsender[0] and rec.seq_check != "exact":
+        if pure_ack[0] and float(cols["ts"][end]) - rec.ts <= CHALLENGE_ACK_WINDOW:
+            rec.challenge_ack = int(lframes[0])
+    later_rst = ~not_rst
+    rec.more_rsts = lframes[later_rst][:AFTER_LIST_MAX].tolist()
+    same = np.flatnonzero(later_rst & lsender)
     if len(same):
-        rec.rst_seq_changes = bool((same["seq"] != rec.seq).any())
+        rec.rst_seq_changes = bool((cols["seq"][end:][same] != rec.seq).any())
         if rec.ack is not None:
-            with_ack = same[(same["flags"].astype(np.int64) & ACK) != 0]
-            rec.rst_ack_changes = bool((with_ack["ack"] != rec.ack).any())
+            with_ack = same[(lf[same] & ACK) != 0]
+            rec.rst_ack_changes = bool((cols["ack"][end:][with_ack] != rec.ack).any())
