@@ -179,3 +179,25 @@ def test_access_line_matches_any_upstream_nginx_tried():
     res = correlate([r], [log])
     (line,) = [x for x in res.by_reset["r"]]
     assert line.line == 3 and line.match == "upstream+time"
+
+
+def test_nginx_error_log_clock_offset_from_upstream_resets():
+    """No 4-tuple in the nginx error log: its skew comes from the upstream RSTs its 502 lines describe."""
+    skew = 30.0  # the proxy's clock is 30 s behind
+    lines, resets = [], []
+    for i in range(5):
+        t = T0 + 100 * i
+        stamp = dt.datetime.fromtimestamp(t - skew, dt.UTC).strftime("%Y/%m/%d %H:%M:%S")
+        lines.append(
+            f"{stamp} [error] 7#7: *{i + 1} recv() failed (104: Connection reset by peer) while reading response header "
+            f'from upstream, client: 203.0.113.7, server: x, request: "GET / HTTP/1.1", upstream: "http://10.0.0.9:8080/", host: "x"'
+        )
+        resets.append(reset(f"r{i}", t + 0.3, "10.0.0.9", 8080, "10.0.0.2", 41000 + i))
+    log = parse_bytes(("\n".join(lines) + "\n").encode(), "nginx-error", path="e.log")
+    res = correlate(resets, [log])
+    (src,) = res.sources
+    assert src["clock_offset"] == pytest.approx(skew + 0.3) and src["clock_offset_pairs"] == 5
+    assert src["clock_offset_applied"] is True and src["clock_offset_basis"].startswith("upstream")
+    for i in range(5):
+        (line,) = res.by_reset[f"r{i}"]
+        assert line.match == "upstream+time" and line.line == i + 1

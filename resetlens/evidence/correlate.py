@@ -43,6 +43,10 @@ LIFECYCLE_BEFORE = 30.0
 LIFECYCLE_AFTER = 2.0
 # A lifecycle event is attached to at most this many resets (the nearest ones).
 LIFECYCLE_MAX_RESETS = 50
+# Window for clock-offset pairs from upstream/peer endpoints (no 4-tuple): wide, the median sorts it out.
+OFFSET_WINDOW = 120.0
+# Endpoint-based pairs (distinct resets, agreeing within the resolution) needed before such an offset is applied.
+OFFSET_MIN_WEAK = 3
 # An estimated clock offset is applied when larger than this many resolutions (and than SKEW_MIN).
 SKEW_RESOLUTIONS = 2.0
 SKEW_MIN = 1.0
@@ -227,6 +231,19 @@ def _timed(
     return None
 
 
+def _endpoint_reset(rec: LogRecord, ts: float, lo: float, hi: float, ix: _Index) -> model.Reset | None:
+    """The nearest reset on the line's upstream or peer ip:port (for clock-offset pairs only)."""
+    for ep in (
+        _endpoint(rec.fields, "upstream_addr", "upstream_port", "upstream"),
+        parse_addr(rec.fields["remote"]) if isinstance(rec.fields.get("remote"), str) else None,
+    ):
+        if ep:
+            r = ix.by_endpoint.get(ep, _EMPTY).nearest(ts, lo, hi)
+            if r:
+                return r
+    return None
+
+
 def _estimate_offset(pairs: list[float], resolution: float) -> dict[str, Any]:
     """Median of (reset - line) over strong pairs; applied only when clearly beyond the resolution."""
     if not pairs:
@@ -340,14 +357,31 @@ def correlate(
         matched: dict[int, list[tuple[model.Reset, str]]] = {}
         pairs: list[float] = []
         strong: dict[int, tuple[model.Reset, str]] = {}
+        weak: dict[
+            str, float
+        ] = {}  # reset id -> (reset - line) of its nearest line on an upstream/peer endpoint
         for i, rec in enumerate(log.records):
             got = _strong(rec, ix)
             if got:
                 strong[i] = got
                 if rec.ts is not None:
                     pairs.append(got[0].ts - rec.ts)
+            elif rec.ts is not None and rec.event and rec.event != events.REQUEST:
+                near = _endpoint_reset(rec, rec.ts, -OFFSET_WINDOW, OFFSET_WINDOW, ix)
+                if near is not None and (near.id not in weak or abs(near.ts - rec.ts) < abs(weak[near.id])):
+                    weak[near.id] = (
+                        near.ts - rec.ts
+                    )  # one pair per reset: many lines about one reset say little
         stats = log.stats()
-        stats.update(_estimate_offset(pairs, log.resolution))
+        if pairs:
+            stats.update(_estimate_offset(pairs, log.resolution), clock_offset_basis="4-tuple/client-port")
+        else:
+            est = _estimate_offset(list(weak.values()), log.resolution)
+            agree = (est["clock_offset_spread"] or 0.0) <= max(SKEW_MIN, 2 * log.resolution)
+            est["clock_offset_applied"] = (
+                est["clock_offset_applied"] and len(weak) >= OFFSET_MIN_WEAK and agree
+            )
+            stats.update(est, clock_offset_basis="upstream/peer endpoint + nearest time" if weak else None)
         stats["resolution"] = log.resolution
         offset = stats["clock_offset"] if stats["clock_offset_applied"] else 0.0
         slack = SLACK + abs(stats["clock_offset_spread"] or 0.0)
