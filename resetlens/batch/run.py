@@ -382,7 +382,8 @@ def _drive(
     progress: Any,
     timeout: float | None = None,
 ) -> None:
-    queue = list(reversed(specs))
+    # largest first (popped from the end): a big bundle started last would leave the other workers idle
+    queue = sorted(specs, key=lambda spec: (_size(spec.files), spec.name))
     suspects: list[BundleSpec] = []  # in flight when a worker died: retried one at a time
     in_flight: dict[Any, BundleSpec] = {}
     out_arg = str(out) if out is not None else None
