@@ -504,3 +504,18 @@ def test_lab_bundles_parse_cleanly():
         "app_reset_sent",
         "app_idle_close",
     } <= events
+
+
+def test_truncated_gzip_and_overlong_lines_keep_what_is_valid(tmp_path):
+    import gzip
+
+    data = open(fx("nginx-error.log"), "rb").read()
+    p = tmp_path / "cut.log.gz"
+    p.write_bytes(gzip.compress(data)[:-60])  # the last block is missing
+    log = parse_log(p, "nginx-error")
+    assert log.records and any("stopped reading" in w for w in log.warnings)
+    long = tmp_path / "long.log"
+    long.write_bytes(b"x" * 200_000 + b"\n" + data)
+    log = parse_log(long, "nginx-error")
+    assert log.unparsed == 3 and log.examples[0].line == 1 and len(log.examples[0].text) <= 160
+    assert len(log.records) == 17 and any("cut" in w for w in log.warnings)

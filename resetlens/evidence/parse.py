@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import datetime as dt
+import gzip
 import os
+import zlib
 from collections.abc import Callable, Iterator
+from typing import BinaryIO
 
 from resetlens.errors import ResetlensError
 from resetlens.evidence import app, envoy, haproxy, journald, nginx
@@ -99,16 +102,37 @@ def parse_log(
     if kind == "journal-binary":
         return journald.parse_binary(name, ParsedLog(path=name, kind=kind, host=host), opts)
     try:
-        with open(name, "rb") as f:
-            data = f.read()
+        f = open(name, "rb")
     except OSError as exc:
         raise ResetlensError(f"cannot read log file: {exc.strerror}", path=name) from exc
-    if data[:2] == b"\x1f\x8b":
-        import gzip
-        import zlib
-
+    with f:
+        stream: BinaryIO = f
+        if f.read(2) == b"\x1f\x8b":
+            stream = gzip.GzipFile(fileobj=f, mode="rb")
+        f.seek(0)
+        log = ParsedLog(path=name, kind=kind, host=host)
         try:
-            data = gzip.decompress(data)
-        except (OSError, EOFError, zlib.error) as exc:
-            raise ResetlensError(f"broken gzip data: {exc}", path=name) from exc
-    return parse_bytes(data, kind, path=name, opts=opts)
+            if kind == "journald-export":
+                return journald.parse_export(stream.read(), log, opts)
+            return LINE_PARSERS[kind](stream_lines(stream, log), log, opts)
+        except (OSError, EOFError, zlib.error) as exc:  # a truncated or corrupt gzip stream, or a read error
+            log.warn(f"stopped reading: {exc}")
+            return log
+
+
+def stream_lines(stream: BinaryIO, log: ParsedLog) -> Iterator[str]:
+    """Text lines of a file read one at a time (memory stays flat on huge logs); long lines are cut."""
+    cut = False
+    while True:
+        raw = stream.readline(MAX_LINE + 1)
+        if not raw:
+            break
+        if len(raw) > MAX_LINE and not raw.endswith(b"\n"):
+            cut = True
+            while True:  # skip the rest of the overlong line
+                rest = stream.readline(1 << 20)
+                if not rest or rest.endswith(b"\n"):
+                    break
+        yield raw[:MAX_LINE].rstrip(b"\r\n").replace(b"\x00", b"").decode("utf-8", "replace")
+    if cut:
+        log.warn(f"lines longer than {MAX_LINE} bytes were cut")
