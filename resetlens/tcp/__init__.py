@@ -17,13 +17,15 @@ and returns a `VantageResult`:
 Two engines give identical results (tests/test_tcp_fast.py): the readable reference in `conn.py`
 (pure Python, ~60-150 k packets/s) and its compiled twin in `fast.py` (numba, ~3-4x faster end to end,
 but importing numba/LLVM costs ~120 MB of RSS and the first run compiles for ~30 s, cached afterwards).
-`compiled=None` picks the compiled one when numba is installed and the first chunk has at least
-COMPILE_MIN_PACKETS rows; RESETLENS_PURE_PYTHON=1 forces the reference engine.
+`compiled=None` picks the compiled one when numba is installed and the capture has at least
+COMPILE_MIN_PACKETS TCP segments (chunks are read ahead up to that many to decide);
+RESETLENS_PURE_PYTHON=1 forces the reference engine.
 """
 
 from __future__ import annotations
 
 import gc
+import itertools
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -31,10 +33,12 @@ from typing import Any
 import numpy as np
 
 from resetlens.model import Connection
+from resetlens.tcp import fast
 from resetlens.tcp.resets import ResetRecord, build_record, decode_payload, flow_columns
 from resetlens.tcp.tracker import (
     AFTER_RST_PKTS,
     ANCHOR_DATA_PKTS,
+    COMPILE_MIN_PACKETS,
     HEAD_PKTS,
     MAX_ANCHORS,
     TAIL_PKTS,
@@ -54,13 +58,24 @@ class VantageResult:
 
 def analyze_vantage(chunks: Iterable[Any], vantage: str, compiled: bool | None = None) -> VantageResult:
     """Analyse one capture's PacketChunks (anything with `.table` and `.segments`), in capture order."""
+    it = iter(chunks)
+    head: list[Any] = []
+    if compiled is None:
+        # Look ahead far enough to know whether the capture is big enough to pay for the compiled engine.
+        seen = 0
+        for chunk in it:
+            head.append(chunk)
+            seen += len(chunk.table)
+            if seen >= COMPILE_MIN_PACKETS:
+                break
+        compiled = fast.HAVE_NUMBA and seen >= COMPILE_MIN_PACKETS
     tracker = VantageTracker(vantage, compiled=compiled)
     segments: dict[int, bytes] = {}
     # The tracker makes many small acyclic objects: the cyclic GC would rescan them all for nothing.
     gc_was_enabled = gc.isenabled()
     gc.disable()
     try:
-        for chunk in chunks:
+        for chunk in itertools.chain(head, it):
             tracker.feed(chunk.table)
             if chunk.segments:
                 segments.update(chunk.segments)

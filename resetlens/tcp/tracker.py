@@ -24,7 +24,7 @@ ADDR_CACHE = 100_000  # address strings remembered for Connection rows
 MAX_ANCHORS = 100_000  # bound on the clock-alignment sample
 ANCHOR_DATA_PKTS = 2  # data segments per direction that count as anchors
 COMPACT_ROWS = 100_000  # compact the retained rows when this many are pending
-COMPILE_MIN_PACKETS = 20_000  # a first chunk this large selects the compiled engine (when numba is there)
+COMPILE_MIN_PACKETS = 200_000  # captures at least this large use the compiled engine (when numba is there)
 
 
 @dataclass
@@ -84,10 +84,8 @@ class VantageTracker:
         n = len(table)
         if n == 0:
             return
-        if self.packets == 0 and self.engine is None:
-            # Compiling the kernel costs seconds once per installation: not worth it for small captures.
-            use = self.compiled if self.compiled is not None else fast.HAVE_NUMBA and n >= COMPILE_MIN_PACKETS
-            if use:
+        if self.packets == 0 and self.engine is None and self.compiled is None:
+            if fast.HAVE_NUMBA and n >= COMPILE_MIN_PACKETS:
                 self.engine = fast.FastTracker(self)
         self.packets += n
         if self.engine is not None:
