@@ -237,6 +237,7 @@ def test_journald_json_lifecycle_kernel_and_app():
         9,
         "KILL",
     )
+    assert exited.fields["signal"] == "SIGKILL"
     assert r[4].event == "unit_failed" and r[4].fields["result"] == "oom-kill"
     assert r[5].event == "unit_restart_scheduled" and r[5].fields["n_restarts"] == 3
     assert r[6].event == "unit_started"

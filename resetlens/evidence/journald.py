@@ -128,6 +128,8 @@ def classify_systemd(message: str) -> tuple[str, dict[str, Any]] | None:
             fields.update(exit_code=m[2], exit_status=int(m[3]))
             if m[4]:
                 fields["exit_status_name"] = m[4]
+            if m[2] in ("killed", "dumped"):  # status is a signal: the kernel closed the process's sockets
+                fields["signal"] = f"SIG{m[4]}" if m[4] else int(m[3])
         elif event == events.UNIT_FAILED:
             fields["result"] = m[2]
         elif event == events.UNIT_RESTART_SCHEDULED:
