@@ -520,3 +520,12 @@ def test_truncated_gzip_and_overlong_lines_keep_what_is_valid(tmp_path):
     log = parse_log(long, "nginx-error")
     assert log.unparsed == 3 and log.examples[0].line == 1 and len(log.examples[0].text) <= 160
     assert len(log.records) == 17 and any("cut" in w for w in log.warnings)
+
+
+def test_journald_unit_success_message_id():
+    entry = (
+        b'{"__REALTIME_TIMESTAMP":"1767146292000000","_PID":"1","UNIT":"api.service",'
+        b'"MESSAGE_ID":"7ad2d189f7e94e70a38c781354912448","MESSAGE":"api.service: Deactivated successfully."}\n'
+    )
+    (rec,) = parse_bytes(entry, "journald-json").records
+    assert (rec.event, rec.fields["unit"], rec.ts) == ("unit_stopped", "api.service", T0)

@@ -32,6 +32,7 @@ MESSAGE_IDS = {
     "5eb03494b6584870a536b337290809b3": events.UNIT_RESTART_SCHEDULED,  # SD_MESSAGE_UNIT_RESTART_SCHEDULED
     "fe6faa94e7774663a0da52717891d8ef": events.UNIT_OOM,  # SD_MESSAGE_UNIT_OUT_OF_MEMORY
     "d989611b15e44c9dbf31e3c81256e4ed": events.OOMD_KILL,  # SD_MESSAGE_OOMD_KILL
+    "7ad2d189f7e94e70a38c781354912448": events.UNIT_STOPPED,  # SD_MESSAGE_UNIT_SUCCESS ("Deactivated successfully.")
 }
 
 # PID 1's texts (src/core/job.c, service.c, unit.c): (pattern, event); group 1 is the unit or ident.
