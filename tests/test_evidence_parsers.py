@@ -529,3 +529,20 @@ def test_journald_unit_success_message_id():
     )
     (rec,) = parse_bytes(entry, "journald-json").records
     assert (rec.event, rec.fields["unit"], rec.ts) == ("unit_stopped", "api.service", T0)
+
+
+def test_haproxy_fully_custom_format_read_leniently():
+    log = parse_log(fx("haproxy-custom-format.log"), "haproxy", year=2025)
+    a, b = log.records
+    assert (a.event, a.tuple4, a.fields["client"]) == (
+        "upstream_reset",
+        ("10.0.0.2", 41830, "10.0.0.9", 8080),
+        "203.0.113.7:51514",
+    )
+    assert a.ts == T0 and a.host == "lb1"
+    assert (b.event, b.tuple4, b.fields["tuple_guess"]) == (
+        "client_timeout",
+        ("10.0.0.2", 41831, "10.0.0.9", 5432),
+        True,
+    )
+    assert log.ignored == 1 and log.unparsed == 0  # "Connect from" has no termination state

@@ -38,6 +38,8 @@ CAPTURES_RE = re.compile(r" \{[^}]*\}")
 REQUEST_RE = re.compile(r' "((?:[^"\\]|\\.)*)"')
 # ip:port tokens in a custom tail.
 ADDR_TOKEN_RE = re.compile(r"(?<![\w:.\[])(\[[0-9A-Fa-f:.]+\]|\d{1,3}(?:\.\d{1,3}){3}):(\d{1,5})\b")
+# A termination state as its own token (tcplog 2 chars, httplog 4), for fully custom formats.
+CUSTOM_STATE_RE = re.compile(r"(?<!\S)([CScsPLRIDUK-][RQCHDLT-](?:[-A-Za-z]{2})?)(?!\S)")
 # Server state messages.
 SERVER_STATE_RE = re.compile(r"Server (\S+)/(\S+) is (DOWN|UP)\b(.*)")
 NO_SERVER_RE = re.compile(r"backend '?(\S+?)'? has no server available")
@@ -228,6 +230,30 @@ def _other(message: str) -> tuple[str, dict[str, Any]] | None:
     return None
 
 
+def _custom(message: str) -> tuple[str, dict[str, Any]] | None:
+    """A fully custom log-format, read leniently: a termination state and ip:port fields in order.
+
+    Three or more addresses are taken as %ci:%cp ... %bi:%bp %si:%sp (client first, server leg last);
+    two as the server leg alone (marked as a guess).
+    """
+    state = CUSTOM_STATE_RE.search(message)
+    addrs = [(a.strip("[]"), int(p)) for a, p in ADDR_TOKEN_RE.findall(message) if int(p) <= 65535]
+    if not state or len(addrs) < 2:
+        return None
+    event, meaning = termination(state[1])
+    fields: dict[str, Any] = {"termination": state[1], "termination_meaning": meaning, "custom_format": True}
+    if len(addrs) >= 3:
+        fields.update(client=join_addr(*addrs[0]), client_addr=addrs[0][0], client_port=addrs[0][1])
+    else:
+        fields["tuple_guess"] = True
+    (bi, bp), (si, sp) = addrs[-2], addrs[-1]
+    fields.update(
+        backend_local=join_addr(bi, bp), upstream=join_addr(si, sp), upstream_addr=si, upstream_port=sp
+    )
+    fields["_tuple4"] = (bi, bp, si, sp)
+    return event, fields
+
+
 def payload_record(message: str, opts: Options | None = None) -> tuple[str, dict[str, Any], Any] | None:
     """(event, fields, 4-tuple) for a HAProxy message already split from its syslog header."""
     opts = opts or Options()
@@ -260,10 +286,12 @@ def parse(lines: Iterable[str], log: ParsedLog, opts: Options) -> ParsedLog:
                 fields["pid"] = head.pid
             log.records.append(LogRecord(n, end, line, log.kind, host, event, fields, tuple4))
             continue
-        other = _other(line)
+        other = _other(line) or _custom(head.message if head else line)
         if other:
+            fields = other[1]
+            tuple4 = fields.pop("_tuple4", None)
             log.records.append(
-                LogRecord(n, head.ts if head else None, line, log.kind, host, other[0], other[1])
+                LogRecord(n, head.ts if head else None, line, log.kind, host, other[0], fields, tuple4)
             )
         elif head is not None:
             log.ignored += 1  # startup and other messages
