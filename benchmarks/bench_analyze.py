@@ -18,6 +18,7 @@ import json
 import os
 import platform
 import shutil
+import stat
 import statistics
 import subprocess
 import sys
@@ -45,6 +46,9 @@ TSHARK_FIELDS = [
     "ipv6.dst",
 ]
 TSHARK_FIELDS += ["tcp.dstport", "ip.ttl", "ipv6.hlim", "ip.id", "tcp.seq_raw", "tcp.ack_raw", "tcp.flags"]
+# analyze writes its JSON here, not to /dev/null: its atomic write (temp file + rename) replaced the
+# /dev/null device node with a regular file when given that path (found by this benchmark)
+ANALYZE_OUT = DATA / "analyze-out.json"
 SLOW_METHODS = {"tshark", "dpkt"}  # baselines that take a minute per GB: --slow-runs limits their rounds
 RUN_TIMEOUT = 3600  # seconds; one tshark run over 1 GB takes about a minute and a half
 # The reader's RST-only pass: iterate the packet table chunks and count rows with RST set.
@@ -115,6 +119,12 @@ def run_measured(argv: list[str], stdout_path: Path | None) -> tuple[float, floa
     err_path.unlink(missing_ok=True)
     rss_path.unlink(missing_ok=True)
     return wall, usage.ru_utime + usage.ru_stime, rss, proc.returncode, " | ".join(tail)
+
+
+def check_dev_null() -> None:
+    """Stop if /dev/null is no longer the null device: every later figure would be wrong."""
+    if not stat.S_ISCHR(os.stat(os.devnull).st_mode):
+        sys.exit(f"{os.devnull} is not a character device any more (recreate: mknod -m 666 /dev/null c 1 3)")
 
 
 def ensure_capture(size_mb: float, seed: int) -> tuple[Path, dict]:
@@ -197,8 +207,8 @@ def build_methods(f: Path) -> list[Method]:
         ),
         Method(
             "analyze",
-            "`resetlens analyze --capture big=F --json /dev/null`",
-            [RESETLENS, "analyze", "--capture", f"big={fs}", "--json", "/dev/null"],
+            "`resetlens analyze --capture big=F --json OUT`",
+            [RESETLENS, "analyze", "--capture", f"big={fs}", "--json", str(ANALYZE_OUT)],
             count="analyze",
             skip=analyze_skip,
         ),
@@ -291,6 +301,7 @@ def main(argv: list[str] | None = None) -> int:
     slow_runs = args.runs if args.slow_runs is None else args.slow_runs
     for r in range(args.runs):
         for m in active:
+            check_dev_null()
             if m.name in SLOW_METHODS and r >= slow_runs:
                 continue
             out_path = DATA / f"out-{m.name}.txt" if m.stdout_file else None

@@ -64,7 +64,16 @@ def main(argv: list[str] | None = None) -> int:
     script = DATA / "reader_rst.py"
     script.write_text(READER_RST_SCRIPT)
     runs = {
-        "analyze": ["-m", "resetlens", "analyze", "--capture", f"big={f}", "--json", "/dev/null"],
+        # not --json /dev/null: analyze's atomic write would replace the device node with a file
+        "analyze": [
+            "-m",
+            "resetlens",
+            "analyze",
+            "--capture",
+            f"big={f}",
+            "--json",
+            str(DATA / "analyze-out.json"),
+        ],
         "reader": [str(script), str(f)],
     }
     for what, tail in runs.items():

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Wall time per pipeline stage of one `resetlens analyze` run, without a profiler's per-call overhead.
 
-    stage_times.py FILE [--json OUT]      (default OUT: /dev/null)
+    stage_times.py FILE [--json OUT]      (default OUT: benchmarks/data/analyze-out.json)
 
 Wraps the stage functions that resetlens.pipeline and resetlens.cli look up at call time with timers,
 then runs the real CLI in this process. The reader's share is the time spent producing packet-table
@@ -14,6 +14,7 @@ import sys
 import time
 from collections import defaultdict
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 SPENT: dict[str, float] = defaultdict(float)
@@ -71,7 +72,10 @@ def main(argv: list[str]) -> int:
         setattr(pipeline, name, timed(name, getattr(pipeline, name)))
     cli._write_outputs = timed("write outputs (JSON)", cli._write_outputs)
     terminal.print_summary = timed("terminal summary", terminal.print_summary)
-    out = argv[argv.index("--json") + 1] if "--json" in argv else "/dev/null"
+    default_out = (
+        Path(__file__).resolve().parent / "data" / "analyze-out.json"
+    )  # never /dev/null: see bench_analyze
+    out = argv[argv.index("--json") + 1] if "--json" in argv else str(default_out)
     sys.argv = ["resetlens", "analyze", "--capture", f"big={argv[1]}", "--json", out]
     try:
         cli.main()
