@@ -63,7 +63,7 @@ def test_index_offline_strict_and_linked(context: Any, tmp_path: Path, test_outp
     put(root / HOSTILE / "c.pcap", corpus("zeek_tcp_rst-inject-rae.pcap"))
     out = tmp_path / "out"
     summary = run_batch(root, tmp_path / "b.duckdb", out=out, workers=2)
-    assert summary.ok == len(good) + 1
+    assert summary.ok == len(good) + 1, summary.failures
 
     requests: list[str] = []
     errors: list[str] = []

@@ -103,7 +103,7 @@ def test_batch_on_dask_cluster(cluster, tmp_path: Path) -> None:
     bad = corrupt_archive(root)
     db, out = tmp_path / "d.duckdb", tmp_path / "out"
     summary = run_batch(root, db, out=out, dask=address)
-    assert (summary.ok, summary.failed) == (len(good), len(bad))
+    assert (summary.ok, summary.failed) == (len(good), len(bad)), summary.failures
     statuses = assert_consistent(db)
     assert statuses == {**dict.fromkeys(good, "ok"), **dict.fromkeys(bad, "failed")}
     # every bundle ran in one of the two worker processes, not in this one

@@ -90,7 +90,7 @@ def test_sigkill_midway_then_resume(big_capture: Path, tmp_path: Path) -> None:
 
     summary = run_batch(root, db, out=out, workers=2)
     assert summary.skipped == len(finished)  # the finished ones are not redone
-    assert summary.ok == BUNDLES - len(finished)
+    assert summary.ok == BUNDLES - len(finished), summary.failures
     assert summary.failed == 0
     statuses = assert_consistent(db)
     assert statuses == {f"bundle-{i:02d}": "ok" for i in range(BUNDLES)}

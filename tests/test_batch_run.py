@@ -43,6 +43,7 @@ def test_batch_fills_database_reports_parquet_and_index(archive, tmp_path: Path)
     root, good, bad = archive
     db, out, pqdir = tmp_path / "a.duckdb", tmp_path / "reports", tmp_path / "pq"
     summary = run_batch(root, db, out=out, workers=2, parquet=pqdir)
+    assert summary.ok == len(good), summary.failures
     assert (summary.bundles, summary.ok, summary.failed, summary.skipped) == (
         len(good) + len(bad),
         len(good),
@@ -109,7 +110,7 @@ def test_corrupt_bundles_fail_with_a_reason_and_the_others_succeed(archive, tmp_
     root, good, bad = archive
     db = tmp_path / "c.duckdb"
     summary = run_batch(root, db, workers=2)
-    assert summary.ok == len(good)
+    assert summary.ok == len(good), summary.failures
     assert_consistent(db, reports=False)
     failed = dict(rows(db, "SELECT bundle, error FROM bundles WHERE status = 'failed'"))
     assert set(failed) == set(bad)
@@ -171,7 +172,7 @@ def test_rerun_skips_unchanged_and_redoes_changed_failed_or_missing(archive, tmp
     root, good, bad = archive
     db, out = tmp_path / "r.duckdb", tmp_path / "out"
     first = run_batch(root, db, out=out, workers=2)
-    assert first.ok == len(good)
+    assert first.ok == len(good), first.failures
     when = dict(rows(db, "SELECT bundle, analyzed_at FROM bundles"))
 
     second = run_batch(root, db, out=out, workers=2)
@@ -213,7 +214,7 @@ def test_index_escapes_hostile_bundle_names(tmp_path: Path) -> None:
     put(root / evil / "c.pcap", corpus("zeek_tcp_single-rst.pcap"))
     out = tmp_path / "out"
     summary = run_batch(root, tmp_path / "h.duckdb", out=out, workers=1)
-    assert summary.ok == 1
+    assert summary.ok == 1, summary.failures
     index = (out / "index.html").read_text(encoding="utf-8")
     assert "<img" not in index
     assert "&lt;img src=x onerror=alert(1)&gt;&amp;&#34;x" in index
