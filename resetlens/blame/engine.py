@@ -818,10 +818,11 @@ def _fired_rules(case: Case, host: Host | None) -> list[dict[str, Any]]:
     hs = snaps.get(host.name) if host else None
     if hs is None or hs.after is None:
         return []
-    before = {r["rule"]: r.get("packets") for r in (hs.before.rejects if hs.before else [])}
+    # Pair before/after by the rule's counter-free key (its text includes the counters).
+    before = {r.get("key", r["rule"]): r.get("packets") for r in (hs.before.rejects if hs.before else [])}
     fired = []
     for rule in hs.after.rejects:
-        n, prior = rule.get("packets"), before.get(rule["rule"])
+        n, prior = rule.get("packets"), before.get(rule.get("key", rule["rule"]))
         moved = (n or 0) - (prior or 0) if isinstance(prior, int) else (n or 0)
         if moved > 0:
             fired.append(rule)
