@@ -65,7 +65,7 @@ def _table(title: str, rows: Counter) -> str:
     return "\n".join(lines)
 
 
-def test_every_truth_reset_is_found(pairs) -> None:  # noqa: ANN001
+def test_every_truth_reset_is_found(pairs) -> None:
     missing = [(b, t["src"], t["sport"], t["dst"], t["dport"]) for b, t, r in pairs if r is None]
     assert not missing, f"resets on the wire that resetlens did not report: {missing[:10]}"
     # One physical RST is one reset: two truth entries must never be answered by the same one of ours.
@@ -74,7 +74,7 @@ def test_every_truth_reset_is_found(pairs) -> None:  # noqa: ANN001
     assert not doubled, f"one reported reset stands for several real ones: {doubled}"
 
 
-def test_accuracy_against_lab_truth(pairs) -> None:  # noqa: ANN001
+def test_accuracy_against_lab_truth(pairs) -> None:
     role, kind, cause = Counter(), Counter(), Counter()
     wrong = []
     for b, t, r in pairs:
@@ -109,7 +109,7 @@ def test_accuracy_against_lab_truth(pairs) -> None:  # noqa: ANN001
     assert share(cause) >= CAUSE_TARGET, report
 
 
-def test_injected_flagged_and_genuine_never(pairs) -> None:  # noqa: ANN001
+def test_injected_flagged_and_genuine_never(pairs) -> None:
     missed = [
         (b, t.get("note", ""))
         for b, t, r in pairs

@@ -16,14 +16,57 @@ from tests.conftest import CORPUS_PCAPS, ROOT
 RESETLENS = [str(Path(sys.executable).with_name("resetlens"))]
 
 CONTRACT_TOP = {"format", "resetlens_version", "captures", "connections", "resets", "summary"}
-CONTRACT_CAPTURE = {"vantage", "path", "host", "packets", "resets", "first_ts", "last_ts", "clock_offset",
-                    "clock_offset_error", "warnings"}
-CONTRACT_CONN = {"vantage", "ts", "orig_h", "orig_p", "resp_h", "resp_p", "conn_state", "history", "duration",
-                 "orig_bytes", "resp_bytes"}
-CONTRACT_RESET = {"id", "ts", "src", "sport", "dst", "dport", "seen_at", "sender", "cause", "confidence",
-                  "evidence", "logs", "decision"}
-CAUSES = {"no_listener", "abortive_close", "stale_reuse", "state_lost", "timeout", "policy_reject", "tls_handshake",
-          "backlog_overflow", "unknown"}
+CONTRACT_CAPTURE = {
+    "vantage",
+    "path",
+    "host",
+    "packets",
+    "resets",
+    "first_ts",
+    "last_ts",
+    "clock_offset",
+    "clock_offset_error",
+    "warnings",
+}
+CONTRACT_CONN = {
+    "vantage",
+    "ts",
+    "orig_h",
+    "orig_p",
+    "resp_h",
+    "resp_p",
+    "conn_state",
+    "history",
+    "duration",
+    "orig_bytes",
+    "resp_bytes",
+}
+CONTRACT_RESET = {
+    "id",
+    "ts",
+    "src",
+    "sport",
+    "dst",
+    "dport",
+    "seen_at",
+    "sender",
+    "cause",
+    "confidence",
+    "evidence",
+    "logs",
+    "decision",
+}
+CAUSES = {
+    "no_listener",
+    "abortive_close",
+    "stale_reuse",
+    "state_lost",
+    "timeout",
+    "policy_reject",
+    "tls_handshake",
+    "backlog_overflow",
+    "unknown",
+}
 
 
 def run(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
@@ -73,7 +116,10 @@ def test_bundle_folder_without_manifest(tmp_path: Path) -> None:
     assert p.returncode == 0, p.stderr
     data = json.loads(out.read_text())
     assert {c["vantage"] for c in data["captures"]} == {
-        "zeek_http_http-to-ssh", "zeek_tcp_fin_retransmission", "third"}
+        "zeek_http_http-to-ssh",
+        "zeek_tcp_fin_retransmission",
+        "third",
+    }
 
 
 @pytest.mark.parametrize(
