@@ -36,7 +36,11 @@ PACKET_FIELDS: list[tuple[str, str, str]] = [
     ("opts", "u1", "TCP options summary, OPT_* bits"),
     ("tsval", "u4", "TCP timestamp option TSval (0 when absent)"),
     ("csum", "u1", "TCP checksum: CSUM_UNCHECKED, CSUM_OK, CSUM_BAD (checked for RSTs only)"),
-    ("direction", "u1", "link-layer direction: DIR_UNKNOWN, DIR_IN, DIR_OUT (Linux SLL/SLL2 packet type, pcapng epb_flags)"),
+    (
+        "direction",
+        "u1",
+        "link-layer direction: DIR_UNKNOWN, DIR_IN, DIR_OUT (Linux SLL/SLL2 packet type, pcapng epb_flags)",
+    ),
     ("head", "u4", "first 4 captured payload bytes, big-endian, zero-padded (TLS record, HTTP method, ...)"),
     ("ifindex", "u4", "Linux SLL2 interface index (0 when the link type has none)"),
 ]
