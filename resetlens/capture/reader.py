@@ -275,6 +275,8 @@ class CaptureReader:
         stream = _Stream(self.path)
         try:
             groups = self._pread_groups(stream.raw.fileno(), offsets)
+        except OSError as exc:
+            raise CaptureError(f"cannot re-read records: {exc.strerror or exc}", path=self.path) from None
         finally:
             stream.close()
         tables = []
@@ -287,9 +289,9 @@ class CaptureReader:
                 btype = struct.Struct("<I" if parser.little else ">I").unpack_from
                 others = {a: btype(buf, a)[0] for a in at.tolist()}  # SPB / PB records by position
                 others = {a: t for a, t in others.items() if t != fmt.BT_EPB}
-                recs, _ = parser._records(npbuf, at, others)
-                if recs is None:
-                    continue
+                recs = parser._records(
+                    npbuf, [(at, parser.little, parser.section_base, parser.section_ifaces)], others
+                )
             good = np.isin(recs.linktype, list(SUPPORTED))
             idx = None if good.all() else np.flatnonzero(good)
             dec = self._decode(npbuf, recs, idx)
@@ -330,20 +332,19 @@ class CaptureReader:
             sections = [(0, parser, lambda blob: parser.hdr + parser.caplen_at.unpack_from(blob, 8)[0])]
         else:
             sections = []
-            for start, little, base in self._sections:
+            bases = [base for _, _, base in self._sections] + [len(self.info.interfaces)]
+            for k, (start, little, base) in enumerate(self._sections):
                 ng = _PcapngParser(quiet, None)
                 ng.little, ng.section_base = little, base
-                later = [b for _, _, b in self._sections if b > base]
-                ng.section_ifaces = (min(later) if later else len(self.info.interfaces)) - base
+                ng.section_ifaces = bases[k + 1] - base
                 unpack = struct.Struct("<I" if little else ">I").unpack_from
                 sections.append((start, ng, lambda blob, u=unpack: u(blob, 4)[0]))
         starts = np.array([start for start, _, _ in sections], np.int64)
         which = np.searchsorted(starts, offsets, side="right") - 1
         groups = []
-        for k, (_, parser, size_of) in enumerate(sections):
+        for k in np.unique(which[which >= 0]).tolist():
+            _, parser, size_of = sections[k]
             picked = np.flatnonzero(which == k)
-            if not len(picked):
-                continue
             blobs: list[bytes] = []
             at: list[int] = []
             kept: list[int] = []
@@ -625,18 +626,28 @@ class _PcapngParser(_Parser):
         return 0  # the first SHB is walked like any other block
 
     def walk(self, buf, npbuf, limit, eof):
-        groups: list[Records] = []
+        # Packet-block runs between other blocks are gathered into one group for the whole buffer,
+        # each run remembering its section's byte order and interfaces (IDBs only add interfaces).
+        runs: list[tuple[np.ndarray, bool, int, int]] = []
+        kinds: dict[int, int] = {}
         at = 0
         need = 0
         while True:
             offs, others, at, stop = walk.walk_pcapng(buf, at, limit, self.little)
             if len(offs):
-                recs, bad = self._records(npbuf, offs, others)
-                if recs is not None:
-                    groups.append(recs)
+                bad = self._check(npbuf, offs, others)
                 if bad is not None:
-                    self.reader.warn(bad[0])
-                    return groups, bad[1], -1
+                    k, message = bad
+                    at = int(offs[k])
+                    offs = offs[:k]
+                    others = {a: t for a, t in others.items() if a < at}
+                    self.reader.warn(message)
+                    stop, need = None, -1
+                if len(offs):
+                    runs.append((offs, self.little, self.section_base, self.section_ifaces))
+                    kinds.update(others)
+                if stop is None:
+                    break
             if stop == walk.STOP_NEED:
                 if at == 0 and at + 12 <= limit and not eof:
                     need = self._block_length(buf, at)  # one block larger than the buffer
@@ -646,7 +657,7 @@ class _PcapngParser(_Parser):
                 self._bad_length(at, length)
                 need = -1
                 break
-            # STOP_OTHER: a non-EPB block, complete in the buffer
+            # STOP_OTHER: a non-packet block, complete in the buffer
             result = self._other_block(buf, at, limit)
             if result is None:
                 need = -1
@@ -656,7 +667,29 @@ class _PcapngParser(_Parser):
                     need = self._block_length(buf, at)
                 break
             at += result
+        groups = [self._records(npbuf, runs, kinds)] if runs else []
         return groups, at, need
+
+    def _check(self, npbuf: np.ndarray, off: np.ndarray, others: dict[int, int]) -> tuple[int, str] | None:
+        """First packet block whose trailing length or caplen is impossible: (index, warning)."""
+        words = walk.header_words(npbuf, off, 28, self.little)
+        length = words[:, 1]
+        trailing = walk.header_words(npbuf, off + length - 4, 4, self.little)[:, 0]
+        fixed = np.full(len(off), fmt.EPB_FIXED, np.int64)
+        if others:
+            pos = np.searchsorted(off, np.fromiter(others.keys(), np.int64, len(others)))
+            spb = np.fromiter(others.values(), np.int64, len(others)) == fmt.BT_SPB
+            fixed[pos[spb]] = 0  # an SPB's caplen is derived from its length: it always fits
+        bad = (trailing != length) | ((fixed > 0) & (words[:, 5] > length - fixed))
+        if not bad.any():
+            return None
+        k = int(np.argmax(bad))
+        where = self.base + int(off[k])
+        if trailing[k] != length[k]:
+            why = f"length {int(length[k])} but trailing length {int(trailing[k])}"
+        else:
+            why = f"caplen {int(words[k, 5])} does not fit block length {int(length[k])}"
+        return k, f"pcapng packet block at byte {where}: {why}; reading stopped there"
 
     def _block_length(self, buf: bytearray, at: int) -> int:
         little = self.little
@@ -770,62 +803,40 @@ class _PcapngParser(_Parser):
         )
         self.section_ifaces += 1
 
-    def _records(self, npbuf: np.ndarray, off: np.ndarray, others: dict[int, int]):
-        """Record headers of packet blocks at `off`; returns (Records or None, (warning, stop at) or None)."""
-        get = walk.gather_u32_le if self.little else walk.gather_u32_be
+    def _records(
+        self, npbuf: np.ndarray, runs: list[tuple[np.ndarray, bool, int, int]], kinds: dict[int, int]
+    ):
+        """Record headers of the packet blocks of these runs (offsets, byte order, iface base, iface count)."""
+        off = runs[0][0] if len(runs) == 1 else np.concatenate([r[0] for r in runs])
         n = len(off)
-        words = walk.header_words(npbuf, off, 28, self.little)
+        counts = [len(r[0]) for r in runs]
+        little = np.repeat(np.array([r[1] for r in runs], bool), counts)
+        base = np.repeat(np.array([r[2] for r in runs], np.int64), counts)
+        limit = np.repeat(np.array([r[3] for r in runs], np.int64), counts)
+        words = _words(npbuf, off, 28, little)
         length = words[:, 1]
         btype = np.full(n, fmt.BT_EPB, np.int64)
-        if others:
-            pos = np.searchsorted(off, np.fromiter(others.keys(), np.int64, len(others)))
-            btype[pos] = np.fromiter(others.values(), np.int64, len(others))
+        if kinds:
+            pos = np.searchsorted(off, np.fromiter(kinds.keys(), np.int64, len(kinds)))
+            btype[pos] = np.fromiter(kinds.values(), np.int64, len(kinds))
         epb = btype != fmt.BT_SPB
         iface = words[:, 2]
         if not epb.all() or (btype == fmt.BT_PB).any():
             pb = btype == fmt.BT_PB
-            get16 = walk.gather_u16_le if self.little else walk.gather_u16_be
-            iface = np.where(pb, get16(npbuf, off + 8), np.where(epb, iface, 0))
-        caplen = np.where(epb, words[:, 5], 0)
+            iface16 = np.where(little, iface & 0xFFFF, iface >> 16)  # the PB's 16-bit interface id
+            iface = np.where(pb, iface16, np.where(epb, iface, 0))
         wirelen = np.where(epb, words[:, 6], words[:, 2])
         data = off + np.where(epb, 28, 12)
-        trailing = get(npbuf, off + length - 4)
         ifaces = self.reader.info.interfaces
-        local_ok = iface < self.section_ifaces
-        gid = np.where(local_ok, self.section_base + iface, 0)
-        if ifaces:
-            snap = np.array([i.snaplen for i in ifaces], np.int64)[gid]
-        else:
-            snap = np.zeros(n, np.int64)
+        local_ok = iface < limit
+        gid = np.where(local_ok, base + iface, 0)
+        snap = _iface_column(ifaces, gid, "snaplen", np.int64, 0)
         spb_cap = np.minimum(wirelen, length - fmt.SPB_FIXED)
         spb_cap = np.where(snap > 0, np.minimum(spb_cap, snap), spb_cap)
-        caplen = np.where(epb, caplen, np.maximum(spb_cap, 0))
-        room = length - np.where(epb, fmt.EPB_FIXED, fmt.SPB_FIXED)
-        bad = (trailing != length) | (caplen > room) | (length < np.where(epb, fmt.EPB_FIXED, fmt.SPB_FIXED))
-        problem = None
-        if bad.any():
-            k = int(np.argmax(bad))
-            where = self.base + int(off[k])
-            if trailing[k] != length[k]:
-                why = f"length {int(length[k])} but trailing length {int(trailing[k])}"
-            else:
-                why = f"caplen {int(caplen[k])} does not fit block length {int(length[k])}"
-            problem = (f"pcapng packet block at byte {where}: {why}; reading stopped there", int(off[k]))
-            off, length, btype, epb, iface, caplen, wirelen, data, local_ok, gid, words = (
-                a[:k] for a in (off, length, btype, epb, iface, caplen, wirelen, data, local_ok, gid, words)
-            )
-            n = k
-            if not n:
-                return None, problem
-        if ifaces:
-            lts = np.array([i.linktype for i in ifaces], np.int64)
-            linktype = np.where(local_ok, lts[gid], -1)
-            ticks = np.array([i.ticks for i in ifaces], np.uint64)[gid]
-            tsoff = np.array([i.tsoffset for i in ifaces], np.float64)[gid]
-        else:
-            linktype = np.full(n, -1, np.int64)
-            ticks = np.full(n, fmt.DEFAULT_TSRESOL, np.uint64)
-            tsoff = np.zeros(n, np.float64)
+        caplen = np.where(epb, words[:, 5], np.maximum(spb_cap, 0))
+        linktype = np.where(local_ok, _iface_column(ifaces, gid, "linktype", np.int64, -1), -1)
+        ticks = _iface_column(ifaces, gid, "ticks", np.uint64, fmt.DEFAULT_TSRESOL)
+        tsoff = _iface_column(ifaces, gid, "tsoffset", np.float64, 0)
         hi = words[:, 3].astype(np.uint64)
         lo = words[:, 4].astype(np.uint64)
         units = (hi << np.uint64(32)) | lo
@@ -838,7 +849,7 @@ class _PcapngParser(_Parser):
         nsec = np.minimum(np.round(part * 1e9).astype(np.int64), 999_999_999)
         if not epb.all():
             ts = self._fill_ts(ts)
-        direction = self._epb_direction(npbuf, off, length, caplen, epb)
+        direction = self._epb_direction(npbuf, off, length, caplen, epb, little)
         recs = Records(
             offset=off,
             data=data,
@@ -855,7 +866,7 @@ class _PcapngParser(_Parser):
         self.first_frame += n
         if len(ts) and not np.isnan(ts[-1]):
             self.last_ts = float(ts[-1])
-        return recs, problem
+        return recs
 
     def _fill_ts(self, ts: np.ndarray) -> np.ndarray:
         """Simple packet blocks have no timestamp: carry the previous packet's forward."""
@@ -867,7 +878,7 @@ class _PcapngParser(_Parser):
         filled = np.where(idx >= 0, ts[np.maximum(idx, 0)], self.last_ts)
         return np.where(np.isnan(filled), 0.0, filled)
 
-    def _epb_direction(self, npbuf, off, length, caplen, epb) -> np.ndarray:
+    def _epb_direction(self, npbuf, off, length, caplen, epb, little) -> np.ndarray:
         """Direction bits of the epb_flags option, when an EPB has options."""
         n = len(off)
         direction = np.zeros(n, np.uint8)
@@ -876,8 +887,6 @@ class _PcapngParser(_Parser):
         rows = np.flatnonzero(epb & (at + 4 <= stop))
         if not len(rows):
             return direction
-        get16 = walk.gather_u16_le if self.little else walk.gather_u16_be
-        get = walk.gather_u32_le if self.little else walk.gather_u32_be
         at = at[rows]
         stop = stop[rows]
         for _ in range(8):
@@ -885,10 +894,12 @@ class _PcapngParser(_Parser):
             rows, at, stop = rows[live], at[live], stop[live]
             if not len(rows):
                 break
-            code = get16(npbuf, at)
-            olen = get16(npbuf, at + 2)
+            opt = _words(npbuf, at, 8, little[rows])
+            head = opt[:, 0]
+            code = np.where(little[rows], head & 0xFFFF, head >> 16)
+            olen = np.where(little[rows], head >> 16, head & 0xFFFF)
             hit = (code == fmt.EPB_FLAGS) & (olen == 4) & (at + 8 <= stop)
-            bits = get(npbuf, at + 4) & 3
+            bits = opt[:, 1] & 3
             direction[rows[hit]] = np.where(bits[hit] == 1, DIR_IN, np.where(bits[hit] == 2, DIR_OUT, 0))
             more = (code != fmt.OPT_ENDOFOPT) & ~hit
             rows, at, stop, olen = rows[more], at[more], stop[more], olen[more]
@@ -901,6 +912,28 @@ class _PcapngParser(_Parser):
                 f"skipped {count} pcapng blocks of unknown type 0x{btype:08x}, first at byte {first}"
             )
         self.unknown_blocks = {}
+
+
+def _words(npbuf: np.ndarray, off: np.ndarray, width: int, little: np.ndarray) -> np.ndarray:
+    """header_words with a byte order per record (pcapng sections may differ)."""
+    if little.all():
+        return walk.header_words(npbuf, off, width, True)
+    if not little.any():
+        return walk.header_words(npbuf, off, width, False)
+    le = walk.header_words(npbuf, off, width, True)
+    be = walk.header_words(npbuf, off, width, False)
+    return np.where(little[:, None], le, be)
+
+
+def _iface_column(ifaces: list[Interface], gid: np.ndarray, name: str, dtype, default) -> np.ndarray:
+    """An interface attribute per record; costs O(records), whatever the number of interfaces."""
+    if not ifaces:
+        return np.full(len(gid), default, dtype)
+    used, inverse = np.unique(gid, return_inverse=True)
+    values = np.array(
+        [getattr(ifaces[g], name) if g < len(ifaces) else default for g in used.tolist()], dtype
+    )
+    return values[inverse.ravel()]
 
 
 def read_table(
