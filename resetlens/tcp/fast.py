@@ -109,6 +109,7 @@ class State:
         self.TK = np.zeros((0, MAX_TIMERS), dtype=np.int64)
         self.NT = np.zeros(0, dtype=np.int64)
         self.H = np.zeros((0, HIST_MAX), dtype=np.uint8)
+        self.K = np.zeros((0, 6), dtype=np.uint64)  # the slot's exact 4-tuple key (lower endpoint first)
         self.free: list[int] = []
         self.grow(cap)
 
@@ -126,6 +127,7 @@ class State:
         self.TK = np.concatenate([self.TK, np.zeros((add, MAX_TIMERS), dtype=np.int64)])
         self.NT = np.concatenate([self.NT, np.zeros(add, dtype=np.int64)])
         self.H = np.concatenate([self.H, np.zeros((add, HIST_MAX), dtype=np.uint8)])
+        self.K = np.concatenate([self.K, np.zeros((add, 6), dtype=np.uint64)])
         self.free.extend(range(new_cap - 1, self.cap - 1, -1))
         self.cap = new_cap
 
@@ -633,7 +635,7 @@ def _new_conn(E, BS, BE, C, CF, TT, TK, NT, H, s, idx, u, t, frame, src_first):
 
 @njit(cache=True)
 def run_chunk(
-    E, BS, BE, C, CF, TT, TK, NT, H,
+    E, BS, BE, C, CF, TT, TK, NT, H, K, ukey,
     inv, src_first, ts, frame, flags, seqs, acks, plens, caplens, windows, opts, sports, dports,
     slot_of_u, free, nfree, next_idx, cid, ordn, anchor, fin_slots, new_slots, SN, SPREV,
     conn_first_rst, anchor_data_pkts, start, nfin, nnew, nsn,
@@ -666,6 +668,8 @@ def run_chunk(
             nfree -= 1
             s = free[nfree]
             _new_conn(E, BS, BE, C, CF, TT, TK, NT, H, s, next_idx, u, t, frame[i], sf)
+            for f in range(6):
+                K[s, f] = ukey[u, f]
             next_idx += 1
             new_slots[nnew] = s
             nnew += 1
@@ -737,13 +741,19 @@ def sweep(E, C, CF, TT, TK, NT, live_slots, now, out):
 
 
 class FastTracker:
-    """The compiled engine behind resetlens.tcp.tracker.VantageTracker's interface (see make_tracker)."""
+    """The compiled engine behind resetlens.tcp.tracker.VantageTracker's interface.
+
+    Live connections are found by the 64-bit flow hash (sorted arrays + searchsorted) and confirmed
+    against the slot's exact key; a hash collision between two live 4-tuples (odds ~1e-19 per pair)
+    makes the older one end early rather than mixing their packets.
+    """
 
     def __init__(self, base) -> None:  # base: VantageTracker, for retention, anchors and output
         self.base = base
         self.st = State()
-        self.live: dict[tuple, int] = {}  # key -> slot
-        self.slot_key: dict[int, tuple] = {}
+        self.live_h = np.zeros(0, dtype=np.uint64)  # flow hashes of live connections, sorted
+        self.live_s = np.zeros(0, dtype=np.int64)  # their slots
+        self.orphans: list[int] = []  # live slots displaced by a hash collision (ended at finish)
         self.next_idx = 0
         self.first_rst = np.full(1024, -1, dtype=np.int64)
         self.total = np.zeros(1024, dtype=np.int64)
@@ -751,6 +761,7 @@ class FastTracker:
         self.rows: dict[int, object] = {}
         self.pending_snaps: dict[int, list[tuple[object, int, int]]] = {}
         self.hist_cache: dict[bytes, str] = {}
+        self.addr_cache: dict[int, str] = {}
 
     def _ensure_idx(self, need: int) -> None:
         if need <= len(self.first_rst):
@@ -761,15 +772,27 @@ class FastTracker:
         self.total = np.concatenate([self.total, np.zeros(add, dtype=np.int64)])
         self.dead = np.concatenate([self.dead, np.zeros(add, dtype=np.bool_)])
 
-    def feed(self, table: np.ndarray, keys_fn) -> None:
+    def _lookup(self, uh: np.ndarray, ukey: np.ndarray) -> np.ndarray:
+        """Live slot of each distinct key of the chunk, or -1."""
+        out = np.full(len(uh), -1, dtype=np.int64)
+        if len(self.live_h) == 0 or len(uh) == 0:
+            return out
+        pos = np.minimum(np.searchsorted(self.live_h, uh), len(self.live_h) - 1)
+        hit = self.live_h[pos] == uh
+        cand = self.live_s[pos]
+        exact = hit & (self.st.K[cand] == ukey).all(axis=1)
+        out[exact] = cand[exact]
+        self.orphans.extend(cand[hit & ~exact].tolist())
+        return out
+
+    def feed(self, table: np.ndarray) -> None:
         from resetlens.tcp.tracker import ANCHOR_DATA_PKTS, RstSnapshot
 
         base = self.base
         n = len(table)
         st = self.st
-        ukeys, inv, first = keys_fn(table)
-        live = self.live
-        slot_of_u = np.array([live.get(k, -1) for k in ukeys], dtype=np.int64)
+        uh, ukey, inv, first = hash_keys(table)
+        slot_of_u = self._lookup(uh, ukey)
         self._ensure_idx(self.next_idx + n)
         cid = np.empty(n, dtype=np.int32)
         ordn = np.empty(n, dtype=np.int32)
@@ -792,15 +815,17 @@ class FastTracker:
                 st.grow(max(1024, st.cap // 2))
             free = np.array(st.free, dtype=np.int64)
             pos, nfree, self.next_idx, nfin, nnew, nsn = run_chunk(
-                st.E, st.BS, st.BE, st.C, st.CF, st.TT, st.TK, st.NT, st.H, *cols,
+                st.E, st.BS, st.BE, st.C, st.CF, st.TT, st.TK, st.NT, st.H, st.K, ukey, *cols,
                 slot_of_u, free, len(free), self.next_idx, cid, ordn, anchor, fin_slots, new_slots, SN, SPREV,
                 self.first_rst, ANCHOR_DATA_PKTS, pos, nfin, nnew, nsn,
             )  # fmt: skip
             st.free = free[:nfree].tolist()
-        for s in new_slots[:nnew].tolist():
-            self.slot_key[s] = ukeys[int(st.C[s, C_UOF])]
-        for k, s in zip(ukeys, slot_of_u.tolist(), strict=True):
-            live[k] = s
+        # the chunk's keys now map to their latest connections
+        keep = ~np.isin(self.live_h, uh)
+        live_h = np.concatenate([self.live_h[keep], uh])
+        live_s = np.concatenate([self.live_s[keep], slot_of_u])
+        order = np.argsort(live_h, kind="stable")
+        self.live_h, self.live_s = live_h[order], live_s[order]
         for j in range(nsn):
             s = int(SN[j, S_SLOT])
             row = table[int(SN[j, S_ROW])]
@@ -821,86 +846,153 @@ class FastTracker:
             )
             base.snapshots.append(snap)
             self.pending_snaps.setdefault(s, []).append((snap, int(SN[j, S_SIDE]), int(SN[j, S_FLIPS])))
-        self._finalise(fin_slots[:nfin].tolist())
-        live_slots = np.array(list(live.values()), dtype=np.int64)
-        out = np.empty(len(live_slots), dtype=np.int64)
+        self._finalise(fin_slots[:nfin])
+        out = np.empty(len(self.live_s), dtype=np.int64)
         now = float(table["ts"][-1])
-        k = sweep(st.E, st.C, st.CF, st.TT, st.TK, st.NT, live_slots, now, out)
-        swept = out[:k].tolist()
-        for s in swept:
-            key = self.slot_key[s]
-            if live.get(key) == s:
-                del live[key]
-        self._finalise(swept)
+        k = sweep(st.E, st.C, st.CF, st.TT, st.TK, st.NT, self.live_s, now, out)
+        if k:
+            gone = ~np.isin(self.live_s, out[:k])
+            self.live_h, self.live_s = self.live_h[gone], self.live_s[gone]
+            self._finalise(out[:k])
         base.pending.append((table, cid, ordn))
         base.pending_rows += n
         base._add_anchors(table[anchor])
         if base.pending_rows >= base.compact_at:
             base._compact()
 
-    def _finalise(self, slots: list[int]) -> None:
+    def _addrs(self, hi: np.ndarray, lo: np.ndarray) -> list[str]:
+        """Address text per element (each distinct address formatted once)."""
+        from resetlens.tcp.resets import addr_text
+
+        cache = self.addr_cache
+        if len(hi) and not hi.any() and ((lo >> np.uint64(32)) == np.uint64(0xFFFF)).all():
+            uniq, inv = np.unique(lo, return_inverse=True)
+            texts = []
+            for v in uniq.tolist():
+                t = cache.get(v)
+                if t is None:
+                    if len(cache) > 200_000:
+                        cache.clear()
+                    t = cache[v] = f"{(v >> 24) & 255}.{(v >> 16) & 255}.{(v >> 8) & 255}.{v & 255}"
+                texts.append(t)
+            return [texts[j] for j in inv.tolist()]
+        return [addr_text(h, v) for h, v in zip(hi.tolist(), lo.tolist(), strict=True)]
+
+    def _finalise(self, slots: np.ndarray) -> None:
         """Turn ended slots into Connection rows (vectorised) and free them."""
-        if not slots:
+        if len(slots) == 0:
             return
         from resetlens.model import Connection
 
         st = self.st
         base = self.base
-        arr = np.array(slots, dtype=np.int64)
+        arr = np.asarray(slots, dtype=np.int64)
         vi = np.empty((12, len(arr)), dtype=np.int64)
         vf = np.empty((2, len(arr)), dtype=np.float64)
         final_values(st.E, st.C, st.CF, st.H, arr, vi, vf)
+        k = st.K[arr]
+        of = vi[8] != 0
+        o_h = self._addrs(np.where(of, k[:, 0], k[:, 3]), np.where(of, k[:, 1], k[:, 4]))
+        r_h = self._addrs(np.where(of, k[:, 3], k[:, 0]), np.where(of, k[:, 4], k[:, 1]))
+        o_p = np.where(of, k[:, 2], k[:, 5]).tolist()
+        r_p = np.where(of, k[:, 5], k[:, 2]).tolist()
         hist_rows = st.H[arr]
         hist_cache = self.hist_cache
-        addr = base._addr
         vantage = base.vantage
+        rows = self.rows
+        pending = self.pending_snaps
         cols = zip(
-            slots, vi[0].tolist(), vi[1].tolist(), vi[2].tolist(), vi[3].tolist(), vi[4].tolist(),
-            vi[5].tolist(), vi[6].tolist(), vi[7].tolist(), vi[8].tolist(), vi[9].tolist(), vi[10].tolist(),
-            vf[0].tolist(), vf[1].tolist(), strict=True,
+            arr.tolist(), vi[0].tolist(), vi[1].tolist(), vi[2].tolist(), vi[3].tolist(), vi[4].tolist(),
+            vi[5].tolist(), vi[6].tolist(), vi[7].tolist(), vi[9].tolist(), vi[10].tolist(),
+            vf[0].tolist(), vf[1].tolist(), o_h, o_p, r_h, r_p, strict=True,
         )  # fmt: skip
-        for j, (s, idx, code, ob, rb, opk, rpk, ff, lf, ofirst, hlen, flips, start, last) in enumerate(cols):
-            key = self.slot_key.pop(s)
-            o, r = (key[0], key[1]) if ofirst else (key[1], key[0])
+        for j, (
+            s,
+            idx,
+            code,
+            ob,
+            rb,
+            opk,
+            rpk,
+            ff,
+            lf,
+            hlen,
+            flips,
+            start,
+            last,
+            oh,
+            op,
+            rh,
+            rp,
+        ) in enumerate(cols):
             hb = hist_rows[j, :hlen].tobytes()
             history = hist_cache.get(hb)
             if history is None:
                 history = hist_cache[hb] = hb.decode("ascii")
-            self.rows[idx] = Connection(
+            rows[idx] = Connection(
                 vantage=vantage,
                 ts=start,
-                orig_h=addr(o[0], o[1]),
-                orig_p=o[2],
-                resp_h=addr(r[0], r[1]),
-                resp_p=r[2],
+                orig_h=oh,
+                orig_p=op,
+                resp_h=rh,
+                resp_p=rp,
                 conn_state=STATE_CODES[code],
                 history=history,
                 duration=last - start,
                 orig_bytes=ob,
                 resp_bytes=rb,
-                uid=base.uid(idx),
+                uid=f"C{idx + 1}@{vantage}",
                 orig_pkts=opk,
                 resp_pkts=rpk,
                 first_frame=ff,
                 last_frame=lf,
             )
-            for snap, side, flips_then in self.pending_snaps.pop(s, ()):
-                snap.sent_by_orig = (side == 0) != ((flips - flips_then) % 2 == 1)
+            if s in pending:
+                for snap, side, flips_then in pending.pop(s):
+                    snap.sent_by_orig = (side == 0) != ((flips - flips_then) % 2 == 1)
         self.total[vi[0]] = vi[11]
         self.dead[vi[0]] = True
-        st.free.extend(slots)
+        st.free.extend(arr.tolist())
 
     def conn_arrays(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         n = self.next_idx
         total = self.total[:n].copy()
-        for s in self.live.values():
-            total[int(self.st.C[s, C_IDX])] = int(self.st.C[s, C_NPK])
+        live = self.live_s
+        if len(live):
+            total[self.st.C[live, C_IDX]] = self.st.C[live, C_NPK]
         return total, self.first_rst[:n].copy(), self.dead[:n].copy()
 
     def finish(self) -> list:
-        self._finalise(list(self.live.values()))
-        self.live.clear()
+        ends = np.unique(np.concatenate([self.live_s, np.array(self.orphans, dtype=np.int64)]))
+        ends = ends[self.st.C[ends, C_LIVE] == 1] if len(ends) else ends
+        self._finalise(ends)
+        self.live_h = np.zeros(0, dtype=np.uint64)
+        self.live_s = np.zeros(0, dtype=np.int64)
         return [self.rows[i] for i in sorted(self.rows)]
+
+
+def hash_keys(table: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The chunk's distinct 4-tuples: (flow hashes, exact keys [U, 6], each row's index into them, per row
+    whether src is the key's lower endpoint). Exact even if two tuples of the chunk share a hash."""
+    from resetlens.capture.table import flow_key
+
+    sh, sl, sp = table["src_hi"], table["src_lo"], table["sport"].astype(np.uint64)
+    dh, dl, dp = table["dst_hi"], table["dst_lo"], table["dport"].astype(np.uint64)
+    first = (sh < dh) | ((sh == dh) & ((sl < dl) | ((sl == dl) & (sp <= dp))))
+    key = np.empty((len(table), 6), dtype=np.uint64)
+    key[:, 0] = np.where(first, sh, dh)
+    key[:, 1] = np.where(first, sl, dl)
+    key[:, 2] = np.where(first, sp, dp)
+    key[:, 3] = np.where(first, dh, sh)
+    key[:, 4] = np.where(first, dl, sl)
+    key[:, 5] = np.where(first, dp, sp)
+    fk = flow_key(table)
+    uh, idx, inv = np.unique(fk, return_index=True, return_inverse=True)
+    ukey = key[idx]
+    if not (key == ukey[inv]).all():  # two tuples of this chunk share a hash: group by the exact key
+        ukey, idx, inv = np.unique(key, axis=0, return_index=True, return_inverse=True)
+        uh = fk[idx]
+    return uh, np.ascontiguousarray(ukey), inv.reshape(-1).astype(np.int64), first
 
 
 STATE_CODES = ("S0", "S1", "SF", "REJ", "S2", "S3", "RSTO", "RSTR", "RSTOS0", "RSTRH", "SH", "SHR", "OTH")

@@ -89,7 +89,7 @@ class VantageTracker:
                 self.engine = fast.FastTracker(self)
         self.packets += n
         if self.engine is not None:
-            self.engine.feed(table, _keys)
+            self.engine.feed(table)
             return
         cid = np.empty(n, dtype=np.int32)
         ordn = np.empty(n, dtype=np.int32)
