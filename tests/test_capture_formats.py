@@ -420,3 +420,20 @@ def test_real_tool_fixtures() -> None:
     assert info.link_types == ["ether", "linux-sll"] and sorted(set(multi["iface"])) == [0, 1]
     if shutil.which("tshark"):
         assert len(multi) == len(tshark_rows(FIXTURES / "loopback_multi.pcapng", "frame.number"))
+
+
+def test_interfaces_defined_between_packets(tmp_path: Path) -> None:
+    """IDBs between packets only add interfaces; a packet naming a later IDB's id is not resolved early."""
+    data = shb() + idb(1)
+    for i in range(1, 300):
+        data += epb(i - 1, i, ether(tcp4())) + idb(1, tsresol=9 if i % 2 else 6)
+    data += epb(300, 1, ether(tcp4()))  # names interface 300, which is never defined
+    table, _, info = read_table(write(tmp_path, "idbs.pcapng", data))
+    assert len(info.interfaces) == 300 and info.packets == 300
+    assert list(table["iface"]) == list(range(299))
+    last = len(data) - len(epb(300, 1, ether(tcp4())))
+    assert info.warnings == [f"skipped 1 frames naming an undefined pcapng interface (first at byte {last})"]
+    assert table["ts"][1] == pytest.approx(2e-9) and table["ts"][2] == pytest.approx(3e-6)
+    early = shb() + idb(1) + epb(1, 1, ether(tcp4())) + idb(1) + epb(1, 2, ether(tcp4()))
+    table, _, info = read_table(write(tmp_path, "early.pcapng", early))
+    assert list(table["frame"]) == [2] and "undefined pcapng interface" in info.warnings[0]
