@@ -99,3 +99,18 @@ def test_same_on_generated_traffic(tmp_path: Path) -> None:
     tables = [c.table for c in open_capture(out).chunks()]
     conns, resets, flows, _ = assert_same(tables)
     assert len(conns) > 100 and resets and flows
+
+
+def test_hash_keys_stay_exact_when_flow_hashes_collide(monkeypatch: pytest.MonkeyPatch) -> None:
+    tr = Trace()
+    for k in range(5):
+        tr.add(1.0 + k, (CLIENT[0], 43000 + k), SERVER, S, 100)
+        tr.add(1.5 + k, SERVER, (CLIENT[0], 43000 + k), S | A, 500, 101)
+    table = tr.chunk().table
+    import resetlens.capture.table as table_mod
+
+    monkeypatch.setattr(table_mod, "flow_key", lambda t: np.zeros(len(t), dtype=np.uint64))
+    _uh, ukey, inv, first = fast.hash_keys(table)
+    assert len(ukey) == 5
+    assert inv.tolist() == [0, 0, 1, 1, 2, 2, 3, 3, 4, 4]
+    assert first.tolist() == [True, False] * 5
