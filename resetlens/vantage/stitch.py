@@ -2,9 +2,12 @@
 
 A proxy opens (or takes from its pool) an upstream connection right after a client's request
 arrives, and closes one leg because of what happened on the other: nginx answers an upstream RST
-with a 502 and a FIN to the client, and a client abort with a FIN upstream. Pairing is by time:
-the back connection that starts first after the front connection started, while it is open, and
-not paired yet (one-to-one, greedy in time order). Proxy addresses come from the host roles.
+with a 502 and a FIN to the client, and a client abort with a FIN upstream. Pairing is by time and
+request bytes: among the back connections not paired yet that start while the front one is open
+(within MAX_OPEN_DELAY of its start), the one whose start is nearest and whose request size is
+closest to the client's (a proxy adds or rewrites a few headers, it does not change the size much).
+One-to-one, greedy in time order. Proxy addresses come from the host roles. (Log lines tie legs
+too: resetlens.evidence.correlate matches the proxy's access-log client port and upstream.)
 """
 
 from __future__ import annotations
@@ -15,6 +18,8 @@ from resetlens.model import Analysis, Connection, Host
 
 # A back connection opened more than this after its front connection started is not its pair.
 MAX_OPEN_DELAY = 2.0
+# Seconds of start delay one unit of relative request-size difference is worth in the pairing score.
+BYTES_WEIGHT = 0.2
 
 
 @dataclass
@@ -44,16 +49,20 @@ def stitch(analysis: Analysis, by_vantage: dict[str, Host | None]) -> list[Leg]:
         backs.sort(key=lambda c: c.ts)
         used: set[int] = set()
         for f in sorted(fronts, key=lambda c: c.ts):
-            end = f.ts + (f.duration or 0.0)
-            for i, b in enumerate(backs):
-                if i in used or b.ts < f.ts:
-                    continue
-                if b.ts > min(end, f.ts + MAX_OPEN_DELAY):
-                    break
-                used.add(i)
-                legs.append(Leg(f, b, proxy.name, b.ts - f.ts))
-                break
+            end = min(f.ts + (f.duration or 0.0), f.ts + MAX_OPEN_DELAY)
+            cands = [(i, b) for i, b in enumerate(backs) if i not in used and f.ts <= b.ts <= end]
+            if not cands:
+                continue
+            i, b = min(cands, key=lambda ib: (ib[1].ts - f.ts) + BYTES_WEIGHT * _size_gap(f, ib[1]))
+            used.add(i)
+            legs.append(Leg(f, b, proxy.name, b.ts - f.ts))
     return legs
+
+
+def _size_gap(front: Connection, back: Connection) -> float:
+    """Relative difference of the request sizes the client sent and the proxy forwarded (0 = equal)."""
+    a, b = front.orig_bytes or 0, back.orig_bytes or 0
+    return abs(a - b) / max(a, b, 1)
 
 
 def describe(c: Connection) -> str:
