@@ -3,12 +3,13 @@
 Memory grows with live connections and reset-relevant flows, not with packets: each chunk's rows are
 kept only as a bounded window per connection (its first HEAD_PKTS packets and the TAIL_PKTS before its
 first RST, then what follows the RST), and compaction drops the rows of connections that ended without a
-RST.
+RST. The per-packet work is done by the reference engine (conn.py, pure Python) or by its compiled twin
+(fast.py), which give identical results.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -52,7 +53,6 @@ class TrackerOutput:
     snapshots: list[RstSnapshot]
     flows: dict[str, np.ndarray]
     anchors: np.ndarray
-    uids: dict[int, str] = field(default_factory=dict)  # conn idx -> uid
     packets: int = 0
 
 
@@ -61,7 +61,7 @@ class VantageTracker:
 
     def __init__(self, vantage: str, compiled: bool | None = None) -> None:
         self.vantage = vantage
-        self.compiled = compiled  # None: decided on the first chunk (see COMPILE_MIN_PACKETS)
+        self.compiled = compiled  # None: compiled when the first chunk has COMPILE_MIN_PACKETS rows
         self.engine: fast.FastTracker | None = fast.FastTracker(self) if compiled else None
         self.live: dict[tuple, Conn] = {}
         self.objs: list[Conn | None] = []  # by conn idx, None once finalised
