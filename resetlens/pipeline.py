@@ -61,6 +61,10 @@ def analyze(bundle: Bundle) -> Analysis:
     hosts = roles.resolve_hosts(
         bundle, {r.spec.vantage: r.result.connections for r in reads}, _sent_ttls(reads)
     )
+    for r in reads:
+        inferred = hosts.by_vantage.get(r.spec.vantage)
+        if r.summary.host is None and inferred is not None:
+            r.summary.host = inferred.name
     resets = build_resets(reads, clocks)
     analysis = Analysis(
         resetlens_version=__version__,
