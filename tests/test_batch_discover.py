@@ -88,6 +88,12 @@ def test_host_vantage_timestamp_names_give_host_and_vantage(tmp_path: Path) -> N
     c = parse_capture_name(Path("lb-2_front_side_1714564800.pcapng"))
     assert c is not None
     assert (c.host, c.vantage, c.stamp) == ("lb-2", "front_side", 1714564800.0)
+    compact = parse_capture_name(Path("capture-20240501120000.pcap"))  # tcpdump -G with %Y%m%d%H%M%S
+    assert compact is not None
+    assert (compact.host, compact.vantage, compact.stamp) == (None, "capture", 1714564800.0)
+    gz = parse_capture_name(Path("edge.pcap3.gz"))  # a -C file compressed afterwards
+    assert gz is not None
+    assert (gz.vantage, gz.number) == ("edge", 3)
     plain = parse_capture_name(Path("client_side.pcap"))  # no stamp: the stem is the vantage
     assert plain is not None
     assert (plain.host, plain.vantage) == (None, "client_side")
