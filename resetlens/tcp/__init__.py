@@ -33,7 +33,6 @@ from typing import Any
 import numpy as np
 
 from resetlens.model import Connection
-from resetlens.tcp import fast
 from resetlens.tcp.resets import ResetRecord, build_record, decode_payload, flow_columns
 from resetlens.tcp.tracker import (
     AFTER_RST_PKTS,
@@ -43,6 +42,7 @@ from resetlens.tcp.tracker import (
     MAX_ANCHORS,
     TAIL_PKTS,
     VantageTracker,
+    numba_available,
 )
 
 
@@ -68,7 +68,7 @@ def analyze_vantage(chunks: Iterable[Any], vantage: str, compiled: bool | None =
             seen += len(chunk.table)
             if seen >= COMPILE_MIN_PACKETS:
                 break
-        compiled = fast.HAVE_NUMBA and seen >= COMPILE_MIN_PACKETS
+        compiled = seen >= COMPILE_MIN_PACKETS and numba_available()
     tracker = VantageTracker(vantage, compiled=compiled)
     segments: dict[int, bytes] = {}
     # The tracker makes many small acyclic objects: the cyclic GC would rescan them all for nothing.

@@ -9,13 +9,15 @@ RST. The per-packet work is done by the reference engine (conn.py, pure Python) 
 
 from __future__ import annotations
 
+import importlib.util
+import os
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
 from resetlens.capture.table import OPT_WSCALE, PACKET_DTYPE, RST, SYN, flow_key, halves_to_addr
 from resetlens.model import Connection
-from resetlens.tcp import fast
 from resetlens.tcp.conn import Conn, Endpoint, is_reuse, process_packet, wants_flip
 
 HEAD_PKTS = 6  # packets kept from the start of every connection (handshake)
@@ -26,6 +28,20 @@ MAX_ANCHORS = 100_000  # bound on the clock-alignment sample
 ANCHOR_DATA_PKTS = 2  # data segments per direction that count as anchors
 COMPACT_ROWS = 100_000  # compact the retained rows when this many are pending
 COMPILE_MIN_PACKETS = 200_000  # captures at least this large use the compiled engine (when numba is there)
+
+
+def numba_available() -> bool:
+    """True when the compiled engine can be used (numba is installed and not switched off), without
+    importing numba: its import alone costs ~120 MB of RSS, not worth it for small captures."""
+    if os.environ.get("RESETLENS_PURE_PYTHON"):
+        return False
+    return importlib.util.find_spec("numba") is not None
+
+
+def _compiled_engine(tracker: VantageTracker) -> Any:
+    from resetlens.tcp import fast  # imports numba
+
+    return fast.FastTracker(tracker)
 
 
 @dataclass
@@ -62,7 +78,7 @@ class VantageTracker:
     def __init__(self, vantage: str, compiled: bool | None = None) -> None:
         self.vantage = vantage
         self.compiled = compiled  # None: compiled when the first chunk has COMPILE_MIN_PACKETS rows
-        self.engine: fast.FastTracker | None = fast.FastTracker(self) if compiled else None
+        self.engine: Any = _compiled_engine(self) if compiled else None
         self.live: dict[tuple, Conn] = {}
         self.objs: list[Conn | None] = []  # by conn idx, None once finalised
         self.final_n: list[int] = []  # packets of finalised connections
@@ -85,8 +101,8 @@ class VantageTracker:
         if n == 0:
             return
         if self.packets == 0 and self.engine is None and self.compiled is None:
-            if fast.HAVE_NUMBA and n >= COMPILE_MIN_PACKETS:
-                self.engine = fast.FastTracker(self)
+            if n >= COMPILE_MIN_PACKETS and numba_available():
+                self.engine = _compiled_engine(self)
         self.packets += n
         if self.engine is not None:
             self.engine.feed(table)
