@@ -112,27 +112,3 @@ def header_words(buf: np.ndarray, idx: np.ndarray, width: int, little: bool) -> 
     win = as_strided(buf, shape=(len(buf) - width + 1, width), strides=(1, 1), writeable=False)
     raw = win[np.clip(idx, 0, len(win) - 1)]
     return raw.view("<u4" if little else ">u4").astype(np.int64)
-
-
-_AR2 = np.arange(2, dtype=np.int64)
-_AR4 = np.arange(4, dtype=np.int64)
-
-
-def gather_u32_le(buf: np.ndarray, idx: np.ndarray) -> np.ndarray:
-    at = np.clip(idx, 0, len(buf) - 4)[:, None] + _AR4
-    return buf[at].view("<u4").ravel().astype(np.int64)
-
-
-def gather_u32_be(buf: np.ndarray, idx: np.ndarray) -> np.ndarray:
-    at = np.clip(idx, 0, len(buf) - 4)[:, None] + _AR4
-    return buf[at].view(">u4").ravel().astype(np.int64)
-
-
-def gather_u16_le(buf: np.ndarray, idx: np.ndarray) -> np.ndarray:
-    at = np.clip(idx, 0, len(buf) - 2)[:, None] + _AR2
-    return buf[at].view("<u2").ravel().astype(np.int64)
-
-
-def gather_u16_be(buf: np.ndarray, idx: np.ndarray) -> np.ndarray:
-    at = np.clip(idx, 0, len(buf) - 2)[:, None] + _AR2
-    return buf[at].view(">u2").ravel().astype(np.int64)
