@@ -21,6 +21,14 @@ def fill(template: str, facts: dict[str, Any]) -> str:
     return template.format_map(_Facts(facts))
 
 
+def _with_defaults(cls: type, facts: dict[str, Any]) -> dict[str, Any]:
+    """Facts plus the cause's own defaults (e.g. its standard advice) where the engine gave none."""
+    merged = dict(facts)
+    if "advice" not in merged and hasattr(cls, "advice"):
+        merged["advice"] = cls.advice
+    return merged
+
+
 # ---------------------------------------------------------------------------------------------
 # Causes (contract §3 cause codes)
 # ---------------------------------------------------------------------------------------------
@@ -35,11 +43,11 @@ class Cause:
 
     @classmethod
     def explain(cls, facts: dict[str, Any]) -> str:
-        return fill(cls.explanation, facts)
+        return fill(cls.explanation, _with_defaults(cls, facts))
 
     @classmethod
     def decide(cls, facts: dict[str, Any]) -> str:
-        return fill(cls.decision, facts)
+        return fill(cls.decision, _with_defaults(cls, facts))
 
 
 class NoListener(Cause):
@@ -64,11 +72,18 @@ class AbortiveClose(Cause):
         "A program on {sender_host} closed an established connection abortively ({how}): the kernel "
         "sent RST instead of FIN."
     )
-    decision = (
-        "Fix the application on {sender_host}: read the whole request before closing, do not set "
-        "SO_LINGER 0, and close gracefully (shutdown, then close) unless aborting is intended."
-    )
+    decision = "Fix the application on {sender_host}: {advice}"
     owner = "app"
+    # The default advice; the engine replaces it when the story says otherwise (e.g. nothing was lost).
+    advice = (
+        "read the whole request before closing, do not set SO_LINGER 0, and close gracefully (shutdown, "
+        "then close) unless aborting is intended."
+    )
+    advice_after_exchange = (
+        "it resets connections after a complete exchange (SO_LINGER 0 on close, such as HAProxy's `option "
+        "nolinger` or its close of server connections it will not reuse): no data was lost, but the peer "
+        "logs ECONNRESET; close with FIN if that noise misleads people."
+    )
 
 
 class StaleReuse(Cause):

@@ -15,6 +15,7 @@ When the evidence does not decide, the cause is `unknown` and the missing eviden
 from __future__ import annotations
 
 import itertools
+import re
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from typing import Any
@@ -24,6 +25,7 @@ import numpy as np
 from resetlens.blame import catalog as cat
 from resetlens.blame.story import IDLE_GAP, TLS_HANDSHAKE_HEAD, Story, is_tls_record, round_timeout, tell
 from resetlens.capture.table import DIR_IN, DIR_OUT, addr_to_halves
+from resetlens.evidence.snapshots import rule_matches_port
 from resetlens.model import Analysis, Evidence, Host, Incident, Reset, Sender, Sighting
 from resetlens.vantage.roles import INITIAL_TTLS, HostMap, sender_role
 
@@ -519,7 +521,7 @@ def _cause_from_story(
         "sport": reset.sport,
         "peer": reset.dst,
         "receiver": sender_name,
-        "service": f"the service on port {reset.sport}",
+        "service": "the service",
     }
     ev: list[Evidence] = []
     if st is None:
@@ -560,7 +562,6 @@ def _cause_from_story(
                 0.9,
             )
         )
-        facts["service"] = f"a listener on port {reset.sport}"
         return CauseFinding("no_listener", "kernel", 0.92 if st.reply_exact else 0.8, facts, ev)
 
     # Never accepted: RST right after the handshake with no data from the sender.
@@ -795,6 +796,15 @@ def _cause_from_story(
                 )
             )
         facts["how"] = when
+        if (
+            st.sender_is_orig
+            and st.sender_data_before
+            and st.peer_data_before
+            and s.context.get("ack_check") == "exact"
+        ):
+            # The request went out, the whole response came back and was acknowledged: nothing was lost.
+            facts["how"] = "after a complete exchange: the whole response had arrived and was acknowledged"
+            facts["advice"] = cat.AbortiveClose.advice_after_exchange
         return CauseFinding("abortive_close", "application", 0.72, facts, ev)
 
     return CauseFinding(
@@ -810,6 +820,27 @@ def _cause_from_story(
 # Reject rules in a firewall ruleset, by what they react to.
 RULE_STATE = ("ct state invalid",)  # a packet of a flow the box has no state for
 RULE_LIMITS = ("limit rate", "quota", "ct count", "meter", "over ")  # rate, byte and connection limits
+
+
+# Port matches in a ruleset line: `tcp dport 443`, `sport 9002`, `dport { 80, 443 }` (negations excluded).
+RULE_PORTS = re.compile(r"\b[sd]port\s+(?!!=)(\{[^}]*\}|\d+(?:-\d+)?)")
+
+
+def _rule_fits(rule: dict[str, Any], *ports: int) -> bool:
+    """A rule that names ports (source or destination) fits a connection only if it names one of its ports."""
+    if not (rule_matches_port(rule, ports[0]) or rule_matches_port(rule, ports[1])):
+        return False
+    named: list[tuple[int, int]] = []
+    for m in RULE_PORTS.finditer(str(rule.get("key") or rule["rule"])):
+        for part in re.findall(r"\d+(?:-\d+)?", m.group(1)):
+            lo, _, hi = part.partition("-")
+            named.append((int(lo), int(hi or lo)))
+    return not named or any(lo <= p <= hi for lo, hi in named for p in ports)
+
+
+def _rule_text(rule: dict[str, Any]) -> str:
+    """A ruleset line as quoted in a verdict: without its packet counters."""
+    return " ".join(str(rule.get("key") or rule["rule"]).split())
 
 
 def _fired_rules(case: Case, host: Host | None) -> list[dict[str, Any]]:
@@ -841,7 +872,8 @@ def _cause_injected(
 ) -> CauseFinding:
     box = origin.sender.name if origin.sender else "a middlebox on the path"
     facts.update(sender_host=box, sender_role="middlebox")
-    rules = _fired_rules(case, origin.sender)
+    # Only rules that can match this connection explain it (a rule naming other ports does not).
+    rules = [r for r in _fired_rules(case, origin.sender) if _rule_fits(r, reset.sport, reset.dport)]
     state_rules = [r for r in rules if any(k in r["rule"] for k in RULE_STATE)]
     other_rules = [r for r in rules if r not in state_rules]
     for r in rules[:3]:
@@ -857,12 +889,12 @@ def _cause_injected(
             )
         )
     if state_rules and not other_rules:
-        facts["how"] = f"a segment of a flow it had no state for hit `{state_rules[0]['rule']}`"
+        facts["how"] = f"a segment of a flow it had no state for hit `{_rule_text(state_rules[0])}`"
         return CauseFinding("state_lost", "injected", 0.8, facts, ev)
     if st.answers in ("syn", "ack") and not st.peer_data_before:
         facts.update(
             how="connection attempt reset by a firewall rule (rate limit or ACL)",
-            rule=other_rules[0]["rule"] if other_rules else "reject with tcp reset",
+            rule=_rule_text(other_rules[0]) if other_rules else "reject with tcp reset",
         )
         return CauseFinding("policy_reject", "injected", 0.85 if other_rules else 0.75, facts, ev)
     if st.peer_data_before or st.sender_data_before:
@@ -880,10 +912,10 @@ def _cause_injected(
             )
         facts.update(
             how="mid-stream, after content passed (DPI, WAF or byte limit)",
-            rule=other_rules[0]["rule"] if other_rules else "a content or quota rule",
+            rule=_rule_text(other_rules[0]) if other_rules else "a content or quota rule",
         )
         return CauseFinding("policy_reject", "injected", 0.8 if other_rules else 0.7, facts, ev)
-    facts.update(how="forged reset", rule=other_rules[0]["rule"] if other_rules else "?")
+    facts.update(how="forged reset", rule=_rule_text(other_rules[0]) if other_rules else "?")
     return CauseFinding("policy_reject", "injected", 0.5, facts, ev, "the firewall's ruleset and logs")
 
 
@@ -925,6 +957,15 @@ def _apply_logs(reset: Reset, role: str, finding: CauseFinding) -> CauseFinding:
         summary = line.text if len(line.text) <= 160 else line.text[:157] + "..."
         facts = {"kind": line.kind, "path": line.path, "line": line.line, "summary": summary}
         mapped = LOG_CAUSE.get(line.event)
+        if line.event == "app_reset_sent":
+            # A program saying it reset this connection: a middlebox's policy, or an endpoint's abort.
+            mapped = (
+                ("policy_reject", ("middlebox",))
+                if role == "middlebox"
+                else ("abortive_close", ("client", "server", "proxy"))
+            )
+            if role == "middlebox" and finding.facts.get("rule") in (None, "?", "a content or quota rule"):
+                finding.facts["rule"] = f"the resets it logs in {line.path}"
         if line.event == "nft_reject_rule" and any(k in line.text for k in RULE_STATE):
             mapped = ("state_lost", ("middlebox",))  # a reject of INVALID packets: the box had lost the flow
         if mapped and (mapped[1] is None or role in mapped[1]):
@@ -1201,9 +1242,10 @@ def _mark_both_directions(analysis: Analysis) -> None:
 def incidents(resets: list[Reset]) -> list[Incident]:
     groups: dict[tuple, list[Reset]] = defaultdict(list)
     for r in sorted(resets, key=lambda r: r.ts):
-        groups[(r.sender.role, r.sender.host, r.sender.kind, r.cause)].append(r)
+        # Same sender, cause and remedy (two firewall rules are two incidents), then split by time.
+        groups[(r.sender.role, r.sender.host, r.sender.kind, r.cause, r.decision)].append(r)
     out: list[Incident] = []
-    for (role, host, kind, cause), rs in groups.items():
+    for (role, host, kind, cause, _), rs in groups.items():
         cluster: list[Reset] = []
         for r in rs:
             if cluster and r.ts - cluster[-1].ts > INCIDENT_GAP:
@@ -1268,7 +1310,7 @@ def verdict_paragraph(analysis: Analysis) -> str:
         parts.append(
             f"{len(inc.resets)} {'was' if len(inc.resets) == 1 else 'were'} sent by {who} "
             f"({inc.sender.role}, {inc.sender.kind}): {c.title.lower()} "
-            f"(confidence {inc.confidence:.0%}). Fix: {inc.decision}"
+            f"(confidence {inc.confidence:.0%}). {inc.decision}"
         )
     if len(analysis.incidents) > 3:
         parts.append(f"{len(analysis.incidents) - 3} smaller incident(s) follow in the details.")
