@@ -1232,6 +1232,9 @@ def _mark_both_directions(analysis: Analysis) -> None:
                         0.5,
                     )
                 )
+                # One box reset both ends: both resets share the better-evidenced remedy.
+                if "a content or quota rule" in a.decision and "a content or quota rule" not in b.decision:
+                    a.decision, a.explanation = b.decision, b.explanation
 
 
 # ---------------------------------------------------------------------------------------------
