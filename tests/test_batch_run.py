@@ -25,7 +25,7 @@ from test_batch_support import (
     stall_on_marker,
 )
 
-from resetlens.batch.db import BatchDB
+from resetlens.batch.db import BatchDB, RunLock
 from resetlens.batch.run import run_batch
 from resetlens.errors import ResetlensError
 from resetlens.model import Analysis
@@ -297,3 +297,12 @@ def test_a_file_vanishing_after_discovery_fails_that_bundle_with_its_name(tmp_pa
     result = analyze_task(spec)
     assert result.status == "failed"
     assert result.error == f"{gone}: cannot read: No such file or directory"
+
+
+def test_a_second_batch_on_the_same_database_is_refused(tmp_path: Path) -> None:
+    root = tmp_path / "archive"
+    put(root / "a" / "x.pcap", corpus("zeek_tcp_single-rst.pcap"))
+    db = tmp_path / "l.duckdb"
+    with RunLock(db), pytest.raises(ResetlensError, match="another batch is running"):
+        run_batch(root, db, workers=1)
+    assert run_batch(root, db, workers=1).ok == 1  # the lock went with its holder

@@ -9,6 +9,7 @@ The connection is released after each commit and while idle, so other processes 
 from __future__ import annotations
 
 import json
+import os
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -110,6 +111,44 @@ TABLES: dict[str, list[tuple[str, str, str]]] = {
     "connections": CONNECTION_COLUMNS,
     "captures": CAPTURE_COLUMNS,
 }
+
+
+class RunLock:
+    """One batch at a time per database: an flock on FILE.duckdb.lock, dropped by the kernel if we die."""
+
+    def __init__(self, db_path: Path) -> None:
+        self.path = Path(f"{db_path}.lock")
+        self._fd: int | None = None
+
+    def acquire(self) -> None:
+        import fcntl
+
+        if not self.path.parent.is_dir():
+            raise ResetlensError("folder for the database does not exist", path=str(self.path.parent))
+        try:
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as e:
+            raise ResetlensError(f"cannot create the lock file: {e.strerror}", path=str(self.path)) from None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(fd)
+            raise ResetlensError("another batch is running on this database", path=str(self.path)) from None
+        os.ftruncate(fd, 0)
+        os.write(fd, f"{os.getpid()}\n".encode())
+        self._fd = fd
+
+    def release(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+
+    def __enter__(self) -> RunLock:
+        self.acquire()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
 
 
 @dataclass

@@ -25,7 +25,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from resetlens.batch.db import BatchDB, KnownBundle
+from resetlens.batch.db import BatchDB, KnownBundle, RunLock
 from resetlens.batch.discover import BundleSpec, discover
 from resetlens.errors import ResetlensError
 
@@ -331,7 +331,22 @@ def run_batch(
         raise ResetlensError(f"--timeout must be a positive number of seconds, got {timeout}")
     if not archive.is_dir():
         raise ResetlensError("no such archive folder", path=str(archive))
-    db = BatchDB(Path(db_path))
+    with RunLock(Path(db_path)):
+        db = BatchDB(Path(db_path))
+        return _run_locked(archive, db, out, workers, dask, parquet, analyze, progress, timeout)
+
+
+def _run_locked(
+    archive: Path,
+    db: BatchDB,
+    out: Path | None,
+    workers: int | None,
+    dask: str | None,
+    parquet: Path | None,
+    analyze: AnalyzeFn | None,
+    progress: Any,
+    timeout: float | None,
+) -> BatchSummary:
     if out is not None:
         out = Path(out).resolve()
         try:
