@@ -41,21 +41,14 @@ setup() { setup_apt; setup_venv; }
 
 demo() {
     setup
+    [ -d fixtures/lab/mixed ] || { echo "run.sh: fixtures/lab/mixed is missing"; exit 2; }
     mkdir -p reports
-    local rc=0 found=0
-    for bundle in fixtures/lab/*/; do
-        [ -f "$bundle/resetlens.toml" ] || continue
-        found=1
-        local name; name=$(basename "$bundle")
-        .venv/bin/resetlens analyze "$bundle" --json "reports/$name.json" --html "reports/$name.html" \
-            --md "reports/$name.md" --quiet || rc=$?
-    done
-    [ $found -eq 1 ] || { echo "run.sh: no bundles under fixtures/lab/"; exit 2; }
-    # The interleaved incident gets the terminal summary too.
-    if [ -d fixtures/lab/mixed ]; then .venv/bin/resetlens analyze fixtures/lab/mixed; fi
-    .venv/bin/resetlens batch fixtures/lab --db reports/lab-archive.duckdb --out reports/archive || rc=$?
-    echo "run.sh: reports written under reports/ (open reports/mixed.html, or reports/archive/index.html)"
-    return $rc
+    # One incident in full: terminal summary, HTML (with pcap snippets), JSON, Markdown.
+    .venv/bin/resetlens analyze fixtures/lab/mixed \
+        --html reports/mixed.html --json reports/mixed.json --md reports/mixed.md
+    # Every lab bundle as an archive: per-bundle reports, index page, DuckDB database.
+    .venv/bin/resetlens batch fixtures/lab --db reports/lab-archive.duckdb --out reports/archive
+    echo "run.sh: open reports/mixed.html (one incident) or reports/archive/index.html (every lab bundle)"
 }
 
 tests() {
