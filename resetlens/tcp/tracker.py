@@ -260,11 +260,11 @@ class VantageTracker:
     # -- bounded retention -------------------------------------------------------------------------
     def _add_anchors(self, rows: np.ndarray) -> None:
         if self.anchor_stride > 1:
-            rows = rows[:: self.anchor_stride]
+            rows = rows[:: self.anchor_stride].copy()  # a copy: a strided view would pin the whole chunk
         self.anchors.append(rows)
         self.anchor_rows += len(rows)
         if self.anchor_rows > MAX_ANCHORS:
-            merged = np.concatenate(self.anchors)[::2]
+            merged = np.concatenate(self.anchors)[::2].copy()
             self.anchors = [merged]
             self.anchor_rows = len(merged)
             self.anchor_stride *= 2
