@@ -154,8 +154,15 @@ typedef struct {
 static inline unsigned rd8(const src_t *s, int64_t at) {
     return (at >= 0 && at < s->len) ? s->buf[at] : 0;
 }
-static inline unsigned rd16(const src_t *s, int64_t at) { return (rd8(s, at) << 8) | rd8(s, at + 1); }
+static inline unsigned rd16(const src_t *s, int64_t at) {
+    if (at >= 0 && at + 2 <= s->len) return ((unsigned)s->buf[at] << 8) | s->buf[at + 1];
+    return (rd8(s, at) << 8) | rd8(s, at + 1);
+}
 static inline uint32_t rdb32(const src_t *s, int64_t at) {
+    if (at >= 0 && at + 4 <= s->len) { /* one bounds check; compilers turn this into a bswap */
+        const unsigned char *p = s->buf + at;
+        return ((uint32_t)p[0] << 24) | ((uint32_t)p[1] << 16) | ((uint32_t)p[2] << 8) | p[3];
+    }
     return ((uint32_t)rd16(s, at) << 16) | rd16(s, at + 2);
 }
 static inline uint64_t rdb64(const src_t *s, int64_t at) {
