@@ -19,6 +19,7 @@ from test_batch_support import (
     explode_on_marker,
     good_archive,
     leftover_temp_files,
+    odd_values_analyze,
     put,
     rows,
     run_cli,
@@ -306,3 +307,31 @@ def test_a_second_batch_on_the_same_database_is_refused(tmp_path: Path) -> None:
     with RunLock(db), pytest.raises(ResetlensError, match="another batch is running"):
         run_batch(root, db, workers=1)
     assert run_batch(root, db, workers=1).ok == 1  # the lock went with its holder
+
+
+def test_undecodable_folder_names_never_stop_the_batch(tmp_path: Path) -> None:
+    root = tmp_path / "archive"
+    put(root / "good" / "x.pcap", corpus("zeek_tcp_single-rst.pcap"))
+    bad_dir = os.path.join(os.fsencode(root), b"bad\xffname")
+    os.makedirs(bad_dir)
+    shutil.copyfile(corpus("zeek_tcp_syn-then-rst.pcap"), os.path.join(bad_dir, b"c\xfe.pcap"))
+    db, out = tmp_path / "u.duckdb", tmp_path / "out"
+    summary = run_batch(root, db, out=out, workers=2)
+    assert summary.bundles == 2 and summary.ok >= 1
+    got = dict(rows(db, "SELECT bundle, status FROM bundles"))
+    assert got["good"] == "ok"
+    assert got["bad\\xffname"] in ("ok", "failed")  # stored under a printable name, never lost
+    error = rows(db, "SELECT error FROM bundles WHERE bundle = 'bad\\xffname'")[0][0]
+    assert (got["bad\\xffname"] == "ok") == (error is None)
+    assert "bad\\xffname" in (out / "index.html").read_text(encoding="utf-8")
+
+
+def test_values_that_fit_no_column_are_stored_as_null_or_text(tmp_path: Path) -> None:
+    root = tmp_path / "archive"
+    put(root / "a" / "x.pcap", corpus("zeek_tcp_rst-inject-rae.pcap"))
+    db = tmp_path / "o.duckdb"
+    summary = run_batch(root, db, workers=1, analyze=odd_values_analyze)
+    assert summary.ok == 1, summary.failures
+    got = rows(db, "SELECT id, sport FROM resets WHERE bundle = 'a'")
+    assert got and all(sport is None for _, sport in got)
+    assert all(json.loads(i)[1] == "odd" for i, _ in got)

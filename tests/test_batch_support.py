@@ -90,6 +90,17 @@ def stall_on_marker(bundle: Bundle):
     return pipeline.analyze(bundle)
 
 
+def odd_values_analyze(bundle: Bundle):
+    """The real pipeline's analysis with values no column expects (a port beyond 32 bits, an id that is a list)."""
+    from resetlens import pipeline
+
+    analysis = pipeline.analyze(bundle)
+    for r in analysis.resets:
+        r.sport = 2**40
+        r.id = [r.id, "odd"]
+    return analysis
+
+
 def rows(db: Path, sql: str, params: list | None = None) -> list[tuple]:
     con = connect_ro(db)
     try:

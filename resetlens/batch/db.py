@@ -251,7 +251,9 @@ class BatchDB:
                 for table, rows in _rows_of(row["bundle"], analysis).items():
                     tables[table] += rows
         names = [c for c, _, _ in BUNDLE_COLUMNS]
-        bundle_rows = [{c: row.get(c) for c in names} for row, _ in items]
+        bundle_rows = [
+            {c: safe_text(v) if isinstance(v := row.get(c), str) else v for c in names} for row, _ in items
+        ]
         old = sorted(replace & {row["bundle"] for row, _ in items})
         with self.connection() as con:
             con.execute("BEGIN TRANSACTION")
@@ -358,14 +360,26 @@ def _coerce(value: Any, typ: pa.DataType) -> Any:
     if value is None:
         return None
     if typ == pa.string():
-        return value if isinstance(value, str) else json.dumps(value, default=str)
+        return safe_text(value) if isinstance(value, str) else json.dumps(value, default=str)
     if typ in (pa.int32(), pa.int64()):
-        return int(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
+        if not isinstance(value, int | float) or isinstance(value, bool) or value != value:
+            return None
+        bits = 31 if typ == pa.int32() else 63
+        return int(value) if -(2**bits) <= value < 2**bits else None  # out of range: NULL, not an error
     if typ == pa.float64():
         return float(value) if isinstance(value, int | float) else None
     if typ == pa.bool_():
         return bool(value)
     return value
+
+
+def safe_text(text: str) -> str:
+    """Text the database can store: undecodable file-name bytes (lone surrogates) shown as \\xNN."""
+    try:
+        text.encode("utf-8")
+        return text
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
 
 
 def _sql_str(path: Path) -> str:

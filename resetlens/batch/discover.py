@@ -149,7 +149,7 @@ def _manifest_bundle(folder: Path, archive: Path) -> BundleSpec:
         dirnames[:] = sorted(d for d in dirnames if not d.startswith(".") and d != "reports")
         files += [Path(dirpath, f) for f in sorted(filenames) if not f.startswith(".")]
     files += _manifest_outside(folder, set(files))
-    return BundleSpec(_rel(folder, archive), folder, "manifest", [], files)
+    return BundleSpec(_name(folder, archive), folder, "manifest", [], files)
 
 
 def _manifest_outside(folder: Path, inside: set[Path]) -> list[Path]:
@@ -174,7 +174,7 @@ def _loose_bundles(
     clusters = _clusters([s for s in series if s[0].stamp is not None])
     if unstamped:
         clusters.insert(0, unstamped)
-    base = _rel(folder, archive)
+    base = _name(folder, archive)
     logs = [f for f in files if guess_log_kind(f) and f.name != "truth.json"]
     out = []
     for group in clusters:
@@ -301,3 +301,8 @@ def _rel(path: Path, root: Path) -> str:
     except ValueError:
         rel = path.as_posix()
     return rel or "."
+
+
+def _name(path: Path, root: Path) -> str:
+    """A bundle name: the relative folder, undecodable bytes shown as \\xNN (names are stored as text)."""
+    return _rel(path, root).encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")

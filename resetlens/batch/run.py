@@ -25,6 +25,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import duckdb
+
 from resetlens.batch.db import BatchDB, KnownBundle, RunLock
 from resetlens.batch.discover import BundleSpec, discover
 from resetlens.errors import ResetlensError
@@ -189,7 +191,8 @@ def _write_reports(analysis: Any, json_text: str, folder: Path, bundle: Any) -> 
     for stale in folder.glob(".*.tmp"):  # left by a run killed mid-write
         stale.unlink(missing_ok=True)
     reports = {}
-    atomic_write(folder / JSON_NAME, json_text.encode("utf-8"))
+    # an undecodable file name (lone surrogate) becomes a \udcXX escape: still valid JSON
+    atomic_write(folder / JSON_NAME, json_text.encode("utf-8", "backslashreplace"))
     reports["json"] = str(folder / JSON_NAME)
     try:
         from resetlens.report.html import write_html
@@ -333,7 +336,10 @@ def run_batch(
         raise ResetlensError("no such archive folder", path=str(archive))
     with RunLock(Path(db_path)):
         db = BatchDB(Path(db_path))
-        return _run_locked(archive, db, out, workers, dask, parquet, analyze, progress, timeout)
+        try:
+            return _run_locked(archive, db, out, workers, dask, parquet, analyze, progress, timeout)
+        except duckdb.Error as e:  # the file itself failed us (disk full, I/O error): stop, say so
+            raise ResetlensError(f"database write failed: {_one_line(str(e))}", path=str(db_path)) from None
 
 
 def _run_locked(
@@ -448,8 +454,13 @@ def _drive(
                 suspects.extend(in_flight.values())
                 in_flight.clear()
                 executor.restart()
-    finally:
-        writer.flush(quiet=True)
+    except BaseException:
+        try:  # keep what finished; the error already under way is the one to report
+            writer.flush()
+        except Exception:
+            pass
+        raise
+    writer.flush()
 
 
 class _Writer:
@@ -476,24 +487,16 @@ class _Writer:
             bool(self.pending) and time.monotonic() - self.since >= FLUSH_S
         )
 
-    def flush(self, quiet: bool = False) -> None:
+    def flush(self) -> None:
         if not self.pending:
             return
         pending, self.pending = self.pending, []
-        items = [(row, r.analysis if r.status == "ok" else None) for _, r, row in pending if row is not None]
-        moved = [
-            (s.name, str(s.root))
-            for s, r, _ in pending
-            if r.status == "unchanged" and (k := self.known.get(s.name)) and k.path != str(s.root)
-        ]
         try:
-            self.db.record_many(items, replace=set(self.known))
-            for name, path in moved:  # the archive moved: same bundles, new place
-                self.db.update_path(name, path)
+            self._store(pending)
         except Exception:
-            if quiet:  # already failing for another reason: that one is the error to report
-                return
-            raise
+            # one bundle's data the database refuses must not cost the others: store them one by one
+            for one in pending:
+                self._store_alone(one)
         for spec, result, row in pending:
             self.summary.bytes += _size(spec.files)
             if result.status == "unchanged":
@@ -506,6 +509,29 @@ class _Writer:
                 self.summary.failures.append((spec.name, result.error or "failed"))
             if self.progress is not None:
                 self.progress.advance(result, spec)
+
+    def _store(self, pending: list[tuple[BundleSpec, TaskResult, dict[str, Any] | None]]) -> None:
+        items = [(row, r.analysis if r.status == "ok" else None) for _, r, row in pending if row is not None]
+        self.db.record_many(items, replace=set(self.known))
+        for spec, result, _ in pending:
+            known = self.known.get(spec.name)
+            if result.status == "unchanged" and known and known.path != str(spec.root):
+                self.db.update_path(spec.name, str(spec.root))  # the archive moved: same bundle, new place
+
+    def _store_alone(self, one: tuple[BundleSpec, TaskResult, dict[str, Any] | None]) -> None:
+        spec, result, row = one
+        try:
+            self._store([one])
+            return
+        except Exception as e:
+            reason = _one_line(f"cannot store the analysis in the database: {e}")
+        # keep the failure itself: a row without the analysis
+        result.status, result.error, result.analysis, result.reports = "failed", reason, None, {}
+        one_row = _bundle_row(spec, result)
+        if row is not None:
+            row.clear()
+            row.update(one_row)
+        self.db.record_many([(one_row, None)], replace={spec.name} | set(self.known))
 
 
 def _bundle_row(spec: BundleSpec, result: TaskResult) -> dict[str, Any]:
