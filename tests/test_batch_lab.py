@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -51,6 +52,10 @@ def test_batch_over_lab_fixtures_matches_single_analysis(tmp_path: Path) -> None
     index = (out / "index.html").read_text(encoding="utf-8")
     for cause, n in rows(db, "SELECT cause, count(*) FROM resets GROUP BY cause"):
         assert f"<title>{cause}: {n}</title>" in index
+    # the timeline's bars add up to every reset with a time
+    timeline = index.split('aria-label="resets over time"', 1)[1].split("</svg>", 1)[0]
+    bars = [int(n) for n in re.findall(r": (\d+)</title>", timeline)]
+    assert sum(bars) == rows(db, "SELECT count(*) FROM resets WHERE ts IS NOT NULL")[0][0] > 0
     # the JSON report of each bundle is the contract's (format 1)
     for (path,) in rows(db, "SELECT json_report FROM bundles"):
         data = json.loads(Path(path).read_text(encoding="utf-8"))

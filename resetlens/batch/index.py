@@ -110,10 +110,21 @@ def write_index(db: BatchDB, target: Path, out: Path) -> Path:
 def render_index(db: BatchDB, out: Path) -> str:
     with db.connection() as con:
         bundles = _dicts(con.execute("SELECT * FROM bundles ORDER BY bundle"))
-        times = [
-            r[0]
-            for r in con.execute("SELECT ts FROM resets WHERE ts IS NOT NULL AND isfinite(ts)").fetchall()
-        ]
+        # resets over time, binned in the database (an archive may hold millions of resets)
+        lo, hi, n_times = con.execute(
+            "SELECT min(ts), max(ts), count(ts) FROM resets WHERE ts IS NOT NULL AND isfinite(ts)"
+        ).fetchone()
+        bins: dict[int, int] = {}
+        if n_times:
+            step = max(hi - lo, 1.0) / TIME_BINS
+            bins = dict(
+                con.execute(
+                    f"SELECT least(CAST(floor((ts - ?) / ?) AS BIGINT), {TIME_BINS - 1}) AS b, count(*) "
+                    "FROM resets WHERE ts IS NOT NULL AND isfinite(ts) GROUP BY b",
+                    [lo, step],
+                ).fetchall()
+            )
+        total_resets = con.execute("SELECT count(*) FROM resets").fetchone()[0]
         by = {
             col: con.execute(
                 f"SELECT coalesce({col}, 'unknown') AS k, count(*) AS n FROM resets GROUP BY k ORDER BY n DESC, k LIMIT {TOP_N}"
@@ -143,7 +154,7 @@ def render_index(db: BatchDB, out: Path) -> str:
         "bundles": len(bundles),
         "ok": sum(b["status"] == "ok" for b in bundles),
         "failed": sum(b["status"] != "ok" for b in bundles),
-        "resets": len(times) if times else sum(b.get("resets") or 0 for b in bundles),
+        "resets": total_resets,
         "connections": connections,
     }
     env = jinja2.Environment(autoescape=True, undefined=jinja2.StrictUndefined)
@@ -152,7 +163,7 @@ def render_index(db: BatchDB, out: Path) -> str:
         generated=dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M:%SZ"),
         db_path=str(db.path),
         totals=totals,
-        timeline=_timeline(times),
+        timeline=_timeline(bins, lo, hi),
         bar_charts=[
             _bars("Resets by cause", by["cause"], "#d8663b"),
             _bars("Resets by sender role", by["sender_role"], "#3b8fd8"),
@@ -164,15 +175,14 @@ def render_index(db: BatchDB, out: Path) -> str:
     )
 
 
-def _timeline(times: list[float], width: int = 960, height: int = 120) -> dict[str, Any]:
-    if not times:
+def _timeline(
+    bins: dict[int, int], lo: float | None, hi: float | None, width: int = 960, height: int = 120
+) -> dict[str, Any]:
+    """SVG bar geometry from {bin index: count} over [lo, hi] in TIME_BINS bins."""
+    if not bins or lo is None or hi is None:
         return {"bars": []}
-    lo, hi = min(times), max(times)
-    span = max(hi - lo, 1.0)
-    step = span / TIME_BINS
-    counts = [0] * TIME_BINS
-    for t in times:
-        counts[min(int((t - lo) / step), TIME_BINS - 1)] += 1
+    step = max(hi - lo, 1.0) / TIME_BINS
+    counts = [bins.get(i, 0) for i in range(TIME_BINS)]
     peak = max(counts)
     w = width / TIME_BINS
     bars = []
