@@ -51,6 +51,7 @@ class Case:
     flows: dict[tuple[str, str], np.ndarray]  # (vantage, connection uid) -> packets, own clock
     conn_at: dict[tuple[str, str], str]  # (reset id, vantage) -> connection uid there
     facts: dict[str, Any] = field(default_factory=dict)  # host facts from snapshots and logs
+    stories: dict[tuple[str, str, int], Story | None] = field(default_factory=dict)  # memo of story.tell
 
 
 @dataclass
@@ -98,9 +99,12 @@ def _story(case: Case, reset: Reset, vantage: str, sighting: Sighting | None) ->
     flow = case.flows.get((vantage, uid))
     if flow is None or not len(flow):
         return None
-    if sighting is not None:
-        return tell(flow, sighting.frame)
-    return None
+    if sighting is None:
+        return None
+    key = (vantage, uid, sighting.frame)
+    if key not in case.stories:
+        case.stories[key] = tell(flow, sighting.frame)
+    return case.stories[key]
 
 
 def _covered(case: Case, vantage: str, ts: float) -> bool:

@@ -7,6 +7,7 @@ IPv4 addresses are IPv4-mapped (::ffff:a.b.c.d) so one code path serves both fam
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 
 import numpy as np
@@ -98,13 +99,16 @@ def addr_to_halves(addr: str) -> tuple[int, int]:
     return value >> 64, value & 0xFFFFFFFFFFFFFFFF
 
 
-def halves_to_addr(hi: int, lo: int) -> str:
-    """(hi, lo) -> the address as text; IPv4-mapped values print as dotted quads."""
-    hi = int(hi)
-    lo = int(lo)
+@functools.lru_cache(maxsize=65536)
+def _addr_text(hi: int, lo: int) -> str:
     if hi == 0 and (lo >> 32) == 0xFFFF:
         return str(ipaddress.IPv4Address(lo & 0xFFFFFFFF))
     return str(ipaddress.IPv6Address((hi << 64) | lo))
+
+
+def halves_to_addr(hi: int, lo: int) -> str:
+    """(hi, lo) -> the address as text; IPv4-mapped values print as dotted quads (cached: few distinct)."""
+    return _addr_text(int(hi), int(lo))
 
 
 def flow_key(table: np.ndarray) -> np.ndarray:

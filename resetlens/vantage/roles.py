@@ -12,6 +12,8 @@ import ipaddress
 from collections import defaultdict
 from dataclasses import dataclass, field
 
+import numpy as np
+
 from resetlens.bundle import Bundle
 from resetlens.model import Connection, Host
 
@@ -81,6 +83,7 @@ def resolve_hosts(
 
 
 def _infer_roles(connections: dict[str, list[Connection]]) -> dict[str, tuple[str, str]]:
+    # Addresses in Connection rows come from the packet table and are canonical already: no parsing.
     answered: dict[str, list[tuple[float, float]]] = defaultdict(list)  # addr -> spans it answered
     originated: dict[str, list[tuple[float, float]]] = defaultdict(list)
     for conns in connections.values():
@@ -88,14 +91,13 @@ def _infer_roles(connections: dict[str, list[Connection]]) -> dict[str, tuple[st
             if c.history.startswith("^") or c.conn_state == "OTH":
                 continue  # direction not known for midstream connections
             span = (c.ts, c.ts + (c.duration or 0.0))
-            originated[_norm(c.orig_h)].append(span)
-            answered[_norm(c.resp_h)].append(span)
+            originated[c.orig_h].append(span)
+            answered[c.resp_h].append(span)
     roles: dict[str, tuple[str, str]] = {}
     for addr in set(answered) | set(originated):
         a, o = answered.get(addr, []), originated.get(addr, [])
         if a and o:
-            overlap = any(os_ <= ae and as_ <= oe for as_, ae in a for os_, oe in o)
-            if overlap:
+            if _overlaps(a, o):
                 roles[addr] = (
                     "proxy",
                     f"answers {len(a)} connection(s) while originating {len(o)} at the same time",
@@ -109,13 +111,28 @@ def _infer_roles(connections: dict[str, list[Connection]]) -> dict[str, tuple[st
     return roles
 
 
+def _overlaps(a: list[tuple[float, float]], o: list[tuple[float, float]]) -> bool:
+    """Does any span of `o` intersect any span of `a`? (merge `a` into disjoint intervals, then search)"""
+    sa = np.array(sorted(a))
+    ends = np.maximum.accumulate(sa[:, 1])
+    new = np.ones(len(sa), dtype=bool)
+    new[1:] = sa[1:, 0] > ends[:-1]
+    starts = sa[new, 0]
+    stops = np.append(ends[np.flatnonzero(new)[1:] - 1], ends[-1])
+    ov = np.array(o)
+    idx = np.searchsorted(starts, ov[:, 1], side="right") - 1
+    ok = idx >= 0
+    return bool(np.any(stops[idx[ok]] >= ov[ok, 0]))
+
+
 def _own_address(conns: list[Connection], ttls: dict[str, set[int]]) -> str | None:
     if not conns:
         return None
     count: dict[str, int] = defaultdict(int)
     for c in conns:
-        for a in {_norm(c.orig_h), _norm(c.resp_h)}:
-            count[a] += 1
+        count[c.orig_h] += 1
+        if c.resp_h != c.orig_h:
+            count[c.resp_h] += 1
     candidates = [a for a, n in count.items() if n >= OWN_SHARE * len(conns)]
     local = [a for a in candidates if ttls.get(a) and all(t in INITIAL_TTLS for t in ttls[a])]
     if len(local) == 1:
