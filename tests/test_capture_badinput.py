@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from scapy.all import raw  # type: ignore[attr-defined]
 
 from resetlens.capture import extract_frames, open_capture, read_table, walk
 from resetlens.errors import CaptureError
@@ -162,12 +163,28 @@ def test_extract_frames_on_broken_file(tmp_path: Path) -> None:
 
 # ---- property: nothing but CaptureError escapes -------------------------------------------------
 
+
+def _tunnelled() -> list[bytes]:
+    """IP packets carrying TCP through every tunnel the reader opens (so the fuzzer mutates them)."""
+    from scapy.all import GRE, IP, UDP, VXLAN, Ether, Raw  # type: ignore[attr-defined]
+
+    outer = IP(src="192.0.2.1", dst="192.0.2.2")
+    return [
+        raw(outer / UDP(dport=4789) / VXLAN() / Ether() / IP(tcp4())),
+        raw(outer / GRE(proto=0x6558, key_present=1, key=5) / Ether() / IP(tcp6())),
+        raw(outer / GRE(proto=0x0800) / IP(tcp4())),
+        raw(outer / UDP(sport=3544) / Raw(b"\x00\x00" + bytes(6) + tcp6())),
+        raw(IP(src="192.0.2.1", dst="192.0.2.2", proto=41) / tcp6()),
+    ]
+
+
 SEEDS = sorted(p for p in CORPUS.glob("*.pcap*") if p.stat().st_size < 40_000) if CORPUS.is_dir() else []
 SEEDS += sorted(FIXTURES.glob("loopback_*.pcap*"))
 SEED_BYTES = [p.read_bytes() for p in SEEDS] + [
     GOOD,
     NG_HEAD + NG_PKT + block(0x77, b"x") + epb(0, 5, ether(tcp6())),
     shb(">") + idb(276, ">", tsresol=0x94) + epb(0, 7, b"\0" * 20 + tcp4(), ">"),
+    pcap([ether(t) for t in _tunnelled()]),
 ]
 
 

@@ -21,7 +21,7 @@ from scapy.all import (  # type: ignore[attr-defined]
 )
 from scapy.layers.ipsec import AH  # type: ignore[attr-defined]
 
-from resetlens.capture import open_capture, read_table
+from resetlens.capture import open_capture, read_table, walk
 from resetlens.capture.table import (
     ACK,
     CSUM_BAD,
@@ -437,3 +437,42 @@ def test_interfaces_defined_between_packets(tmp_path: Path) -> None:
     early = shb() + idb(1) + epb(1, 1, ether(tcp4())) + idb(1) + epb(1, 2, ether(tcp4()))
     table, _, info = read_table(write(tmp_path, "early.pcapng", early))
     assert list(table["frame"]) == [2] and "undefined pcapng interface" in info.warnings[0]
+
+
+def _gre(inner: bytes, ptype: int, key: bool = False, seq: bool = False, csum: bool = False) -> bytes:
+    flags = (0x8000 if csum else 0) | (0x2000 if key else 0) | (0x1000 if seq else 0)
+    head = flags.to_bytes(2, "big") + ptype.to_bytes(2, "big")
+    head += b"\0\0\0\0" * (int(csum) + int(key) + int(seq))
+    return raw(IP(src="192.0.2.7", dst="192.0.2.8", proto=47) / (head + inner))
+
+
+def test_vxlan_and_gre_tunnels(tmp_path: Path) -> None:
+    from scapy.all import UDP, VXLAN, Ether  # type: ignore[attr-defined]
+
+    vx = raw(
+        IP(src="192.0.2.1", dst="192.0.2.2")
+        / UDP(sport=50000, dport=4789)
+        / VXLAN(vni=7)
+        / Ether()
+        / IP(tcp4())
+    )
+    frames = [
+        ether(vx),  # AWS traffic mirroring style: Ethernet inside VXLAN
+        ether(_gre(tcp6(), 0x86DD, key=True, seq=True)),
+        ether(_gre(ether(tcp4(), (0x8100,)), 0x6558, csum=True)),  # bridged Ethernet with a VLAN tag
+        ether(_gre(tcp4(), 0x0800)),
+        ether(_gre(tcp4(), 0x880B)),  # PPP: not decoded
+    ]
+    path = write(tmp_path, "tun.pcap", pcap(frames))
+    table, segments, info = read_table(path)
+    assert list(table["frame"]) == [1, 2, 3, 4] and info.warnings == []
+    assert [_addr(r, "src") for r in table] == ["10.1.2.3", "2001:db8::1", "10.1.2.3", "10.1.2.3"]
+    assert (table["csum"] == CSUM_OK).all() and sorted(segments) == [1, 2, 3, 4]
+    got = [[str(r["frame"]), str(r["sport"])] for r in table]
+    assert tshark_rows(path, "frame.number", "tcp.srcport") == got
+    previous = walk.use_accelerator(not walk.ACCELERATED)  # the other implementation agrees
+    try:
+        other, other_segments, _ = read_table(path)
+    finally:
+        walk.use_accelerator(previous)
+    assert np.array_equal(table, other) and segments == other_segments

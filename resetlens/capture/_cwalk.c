@@ -468,13 +468,34 @@ static PyObject *decode(PyObject *self, PyObject *args) {
         ip_t ip;
         if (!kind || !ip_layer(&s, kind, l3, e, w, &ip, &frags)) continue;
         int64_t cend = ip.end < ip.l4end ? ip.end : ip.l4end;
-        if (ip.proto == 4 || ip.proto == 41 || ip.proto == 17) {
-            int64_t inner = -1, iwend = ip.l4end;
+        if (ip.proto == 4 || ip.proto == 41 || ip.proto == 17 || ip.proto == 47) {
+            /* tunnels (one level): IP-in-IP, 6in4, GRE, VXLAN, Teredo; same rules as decode._tunnels */
+            int64_t inner = -1, iwend = ip.l4end, l4 = ip.l4;
             int ikind = 6;
+            unsigned idir;
+            uint32_t iifx;
             if (ip.proto == 17) {
-                if (ip.l4 + 48 <= cend) inner = teredo_inner(&s, ip.l4, cend, &iwend);
-            } else if (ip.l4 < cend) {
-                inner = ip.l4;
+                int vxlan = rd16(&s, l4) == 4789 || rd16(&s, l4 + 2) == 4789;
+                if (vxlan && l4 + 30 <= cend) {
+                    ikind = link_layer(&s, 1, l4 + 16, cend, &inner, &idir, &iifx);
+                    if (!ikind) inner = -1;
+                } else if (l4 + 48 <= cend) {
+                    inner = teredo_inner(&s, l4, cend, &iwend);
+                }
+            } else if (ip.proto == 47) {
+                unsigned gflags = rd16(&s, l4), ptype = rd16(&s, l4 + 2);
+                if (l4 + 4 <= cend && (gflags & 0x4007) == 0) {
+                    int64_t at = l4 + 4 + 4 * ((gflags >> 15) & 1) + 4 * ((gflags >> 13) & 1) + 4 * ((gflags >> 12) & 1);
+                    if (ptype == 0x0800 || ptype == 0x86DD) {
+                        inner = at;
+                        ikind = ptype == 0x0800 ? 4 : 6;
+                    } else if (ptype == 0x6558) {
+                        ikind = link_layer(&s, 1, at, cend, &inner, &idir, &iifx);
+                        if (!ikind) inner = -1;
+                    }
+                }
+            } else if (l4 < cend) {
+                inner = l4;
                 ikind = ip.proto == 4 ? 4 : 6;
             }
             if (inner < 0 || !ip_layer(&s, ikind, inner, cend, iwend, &ip, &frags)) continue;

@@ -54,6 +54,7 @@ IPPROTO_IPIP = 4  # IPv4 in IP
 IPPROTO_TCP = 6  # TCP
 IPPROTO_UDP = 17  # UDP
 IPPROTO_IPV6 = 41  # IPv6 in IP (6in4, 6to4)
+IPPROTO_GRE = 47  # generic routing encapsulation
 IPPROTO_ROUTING = 43  # IPv6 routing header
 IPPROTO_FRAGMENT = 44  # IPv6 fragment header
 IPPROTO_AH = 51  # authentication header (length in 4-byte units, minus 2)
@@ -63,6 +64,9 @@ IPV6_EXT = np.array([IPPROTO_HOPOPTS, IPPROTO_ROUTING, IPPROTO_FRAGMENT, IPPROTO
 AF_INET = 2  # address family value for IPv4 in NULL/LOOP headers (every BSD)
 AF_INET6_VALUES = np.array([10, 24, 28, 30], dtype=np.int64)  # Linux, NetBSD/OpenBSD, FreeBSD, macOS
 
+VXLAN_PORT = 4789  # IANA VXLAN port (AWS traffic mirroring, overlay networks): Ethernet inside
+GRE_ETHERNET = 0x6558  # GRE protocol type of transparent Ethernet bridging
+GRE_UNSUPPORTED = 0x4007  # GRE routing-present bit and version bits (version 1 is PPTP)
 TCP_FIXED = 16  # bytes of TCP header needed for a row: ports, seq, ack, offset/flags, window
 TCP_MIN_HDR = 20  # a TCP header without options
 
@@ -406,7 +410,7 @@ def _concat(parts: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
 
 
 def _tunnels(g, rows) -> tuple | None:
-    """Inner IP packets of IP-in-IP, 6in4 and Teredo (IPv6 in UDP, RFC 4380)."""
+    """Inner IP packets of IP-in-IP, 6in4, GRE, VXLAN and Teredo (IPv6 in UDP, RFC 4380)."""
     proto = rows["proto"]
     l4 = rows["l4"]
     cend = np.minimum(rows["end"], rows["l4end"])
@@ -416,7 +420,36 @@ def _tunnels(g, rows) -> tuple | None:
     kinds = [np.where(proto[ipip] == IPPROTO_IPIP, 4, 6)]
     ends = [cend[ipip]]
     wends = [rows["l4end"][ipip]]
+
+    def add(sel: np.ndarray, at: np.ndarray, kind: np.ndarray) -> None:
+        keep = kind != 0
+        recs.append(rows["rec"][sel[keep]])
+        inner.append(at[keep])
+        kinds.append(kind[keep])
+        ends.append(cend[sel[keep]])
+        wends.append(rows["l4end"][sel[keep]])
+
+    gre = np.flatnonzero((proto == IPPROTO_GRE) & (l4 + 4 <= cend))
+    if len(gre):
+        flags = g.be(l4[gre], 2)
+        gre = gre[(flags & GRE_UNSUPPORTED) == 0]  # version 0 without source routing
+        flags = flags[(flags & GRE_UNSUPPORTED) == 0]
+        ptype = g.be(l4[gre] + 2, 2)
+        at = l4[gre] + 4 + 4 * ((flags >> 15) & 1) + 4 * ((flags >> 13) & 1) + 4 * ((flags >> 12) & 1)
+        add(gre, at, np.where(ptype == ETH_IPV4, 4, np.where(ptype == ETH_IPV6, 6, 0)))
+        bridged = np.flatnonzero(ptype == GRE_ETHERNET)
+        if len(bridged):
+            add(*_inner_ethernet(g, gre[bridged], at[bridged], cend))
+    udp_all = np.flatnonzero(proto == IPPROTO_UDP)
+    vxlan = udp_all[:0]
+    if len(udp_all):
+        u = l4[udp_all]
+        ports = (g.be(u, 2) == VXLAN_PORT) | (g.be(u + 2, 2) == VXLAN_PORT)
+        vxlan = udp_all[ports & (u + 8 + 8 + 14 <= cend[udp_all])]  # VXLAN header, then Ethernet
+        if len(vxlan):
+            add(*_inner_ethernet(g, vxlan, l4[vxlan] + 16, cend))
     udp = np.flatnonzero((proto == IPPROTO_UDP) & (l4 + 8 + 40 <= cend))
+    udp = np.setdiff1d(udp, vxlan, assume_unique=True)  # the VXLAN port wins, as in Wireshark
     if len(udp):
         # Teredo on any UDP port (relays use others than 3544), by Wireshark's heuristic: an IPv6
         # header whose payload length fills the UDP payload exactly, after optional Teredo headers.
@@ -442,6 +475,14 @@ def _tunnels(g, rows) -> tuple | None:
     if not len(rec):
         return None
     return rec, np.concatenate(inner), np.concatenate(kinds), np.concatenate(ends), np.concatenate(wends)
+
+
+def _inner_ethernet(g, sel: np.ndarray, at: np.ndarray, cend: np.ndarray) -> tuple:
+    """An Ethernet frame inside a tunnel (VXLAN, GRE bridging) -> (rows, network offset, kind)."""
+    e = cend[sel]
+    et, l3 = _ethertype(g, g.be(at + 12, 2), at + 14, e)
+    ok = at + 14 <= e
+    return sel, l3, np.where(ok & (et == ETH_IPV4), 4, np.where(ok & (et == ETH_IPV6), 6, 0))
 
 
 def _teredo_inner(buf: np.ndarray, udp: int, cend: int) -> int | None:
