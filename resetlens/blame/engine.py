@@ -731,11 +731,22 @@ def _cause_from_story(
     # An active reset from a socket: a program (or a proxy's timer) aborted the connection.
     if st.rst_ack:
         waiting = "a response from " + sender_name if not st.sender_is_orig else "the peer"
-        when = (
-            "after reading the request"
-            if st.peer_data_before and not st.sender_data_before
-            else ("mid-response" if st.sender_data_before else "before any data")
-        )
+        if st.sender_is_orig:  # the requesting side: its own bytes are the request
+            when = (
+                "after the response had arrived"
+                if st.peer_data_before
+                else (
+                    "after sending its request, before any response"
+                    if st.sender_data_before
+                    else "before sending anything"
+                )
+            )
+        else:
+            when = (
+                "after reading the request"
+                if st.peer_data_before and not st.sender_data_before
+                else ("mid-response" if st.sender_data_before else "before any data")
+            )
         ev.append(
             Evidence(
                 "active_abort",
@@ -774,7 +785,7 @@ def _cause_from_story(
             )
             facts["knob"] = "proxy_read_timeout / timeout server / timeout client"
             return CauseFinding("timeout", "application", 0.75, facts, ev)
-        if st.sender_data_before:
+        if st.sender_data_before and not st.sender_is_orig:
             ev.append(
                 Evidence(
                     "mid_response",
@@ -786,7 +797,7 @@ def _cause_from_story(
                     0.4,
                 )
             )
-        elif st.peer_data_before:
+        elif st.peer_data_before and not st.sender_is_orig:
             ev.append(
                 Evidence(
                     "unread_request",
