@@ -425,7 +425,7 @@ static void tcp_options(const src_t *s, int64_t t, int64_t hdr, int64_t e, unsig
     }
 }
 
-/* decode(buf, data, caplen, wirelen, linktype, table, layout) -> (rows, rec bytes, rst bytes, frags)
+/* decode(buf, data, caplen, wirelen, linktype, table, layout) -> (rows, rec bytes, rst bytes, frags, first)
  * data/caplen/wirelen/linktype: int64 buffers of n records; table: writable, n rows of the packet dtype;
  * layout: (offset, size) pairs for the F_* fields. rst bytes: int64 (row, l4, stop, tcp_len) per RST. */
 static PyObject *decode(PyObject *self, PyObject *args) {
@@ -455,7 +455,7 @@ static PyObject *decode(PyObject *self, PyObject *args) {
     src_t s = {(const unsigned char *)vb.buf, vb.len};
     const int64_t *data = vd.buf, *caplen = vc.buf, *wirelen = vw.buf, *linktype = vl.buf;
     unsigned char *table = vt.buf;
-    int64_t frags = 0;
+    int64_t frags = 0, first_frag = -1;
     Py_ssize_t rows = 0;
     for (Py_ssize_t i = 0; i < n; i++) {
         int64_t d = data[i];
@@ -466,7 +466,10 @@ static PyObject *decode(PyObject *self, PyObject *args) {
         uint32_t ifindex;
         int kind = link_layer(&s, linktype[i], d, e, &l3, &dir, &ifindex);
         ip_t ip;
-        if (!kind || !ip_layer(&s, kind, l3, e, w, &ip, &frags)) continue;
+        int64_t frags_before = frags;
+        int usable = kind && ip_layer(&s, kind, l3, e, w, &ip, &frags);
+        if (frags != frags_before && first_frag < 0) first_frag = i;
+        if (!usable) continue;
         int64_t cend = ip.end < ip.l4end ? ip.end : ip.l4end;
         if (ip.proto == 4 || ip.proto == 41 || ip.proto == 17 || ip.proto == 47) {
             /* tunnels (one level): IP-in-IP, 6in4, GRE, VXLAN, Teredo; same rules as decode._tunnels */
@@ -498,7 +501,11 @@ static PyObject *decode(PyObject *self, PyObject *args) {
                 inner = l4;
                 ikind = ip.proto == 4 ? 4 : 6;
             }
-            if (inner < 0 || !ip_layer(&s, ikind, inner, cend, iwend, &ip, &frags)) continue;
+            if (inner < 0) continue;
+            frags_before = frags;
+            usable = ip_layer(&s, ikind, inner, cend, iwend, &ip, &frags);
+            if (frags != frags_before && first_frag < 0) first_frag = i;
+            if (!usable) continue;
         }
         int64_t t = ip.l4;
         e = ip.end;
@@ -553,7 +560,7 @@ static PyObject *decode(PyObject *self, PyObject *args) {
     {
         PyObject *rb = as_bytes(&recs);
         PyObject *sb = rb ? as_bytes(&rsts) : NULL;
-        if (rb && sb) result = Py_BuildValue("(nNNL)", rows, rb, sb, (long long)frags);
+        if (rb && sb) result = Py_BuildValue("(nNNLL)", rows, rb, sb, (long long)frags, (long long)first_frag);
         else {
             Py_XDECREF(rb);
             Py_XDECREF(sb);

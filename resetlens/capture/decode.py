@@ -132,6 +132,7 @@ class Decoded:
     cols: dict[str, np.ndarray]
     segments: dict[int, bytes]  # record index -> TCP header + captured payload, RST rows only
     fragments_skipped: int = 0
+    first_fragment: int = -1  # record index of the first skipped fragment
     direction: np.ndarray = field(default_factory=lambda: np.zeros(0, np.uint8))  # per record
     ifindex: np.ndarray = field(default_factory=lambda: np.zeros(0, np.uint32))  # per record
     table: np.ndarray | None = None  # the C decoder fills table rows directly (cols is then empty)
@@ -185,7 +186,7 @@ def decode_block(
     state = _Frags()
     rows = _ip(g, np.arange(n, dtype=np.int64), l3, kind, end, wend, state, depth=0)
     rec, cols, segments = _tcp(g, rows)
-    return Decoded(rec, cols, segments, state.nonfirst, direction, ifindex)
+    return Decoded(rec, cols, segments, state.nonfirst, state.first, direction, ifindex)
 
 
 def _decode_c(buf, data, caplen, wirelen, linktype) -> Decoded:
@@ -193,7 +194,9 @@ def _decode_c(buf, data, caplen, wirelen, linktype) -> Decoded:
     n = len(data)
     table = np.zeros(n, PACKET_DTYPE)
     args = [np.ascontiguousarray(a, np.int64) for a in (data, caplen, wirelen, linktype)]
-    rows, rec_raw, rst_raw, frags = walk._cwalk.decode(buf, *args, table, PACKET_DTYPE.itemsize, C_LAYOUT)
+    rows, rec_raw, rst_raw, frags, first = walk._cwalk.decode(
+        buf, *args, table, PACKET_DTYPE.itemsize, C_LAYOUT
+    )
     table = table[:rows] if rows * 10 >= n * 9 else table[:rows].copy()  # do not pin unused rows
     rec = np.frombuffer(rec_raw, np.int64)
     segments: dict[int, bytes] = {}
@@ -205,7 +208,7 @@ def _decode_c(buf, data, caplen, wirelen, linktype) -> Decoded:
             r = table[row]
             addrs = (int(r["src_hi"]), int(r["src_lo"]), int(r["dst_hi"]), int(r["dst_lo"]))
             csum[row] = tcp_checksum_status(int(r["ipver"]), addrs, segment, tcp_len)
-    return Decoded(rec, {}, segments, int(frags), table=table)
+    return Decoded(rec, {}, segments, int(frags), int(first), table=table)
 
 
 def _link(g, code, sel, data, end, l3, kind, direction, ifindex) -> None:
@@ -303,6 +306,13 @@ class _Frags:
 
     def __init__(self) -> None:
         self.nonfirst = 0
+        self.first = -1  # lowest record index among them
+
+    def note(self, recs: np.ndarray) -> None:
+        if len(recs):
+            self.nonfirst += len(recs)
+            low = int(recs.min())
+            self.first = low if self.first < 0 else min(self.first, low)
 
 
 def _ip(g, rec, l3, kind, end, wend, frags: _Frags, depth: int) -> dict[str, np.ndarray]:
@@ -331,7 +341,7 @@ def _ipv4(g, rec, o, e, w, frags: _Frags) -> dict[str, np.ndarray]:
     ok = (o + 20 <= e) & (vihl >> 4 == 4) & (ihl >= 20) & (o + ihl <= e) & (total >= ihl)
     frag = h.u16(6)
     nonfirst = ok & ((frag & 0x1FFF) != 0)
-    frags.nonfirst += int(nonfirst.sum())
+    frags.note(rec[nonfirst])
     k = np.flatnonzero(ok & ~nonfirst)
     if len(k) == len(o):
         k = slice(None)
@@ -376,7 +386,7 @@ def _ipv6(g, rec, o, e, w, frags: _Frags) -> dict[str, np.ndarray]:
             offset = g.be(at[fr] + 2, 2) & 0xFFF8
             frag_id[fr] = g.be(at[fr] + 4, 4)
             skip = fr[offset != 0]
-            frags.nonfirst += len(skip)
+            frags.note(rec[skip])
             ok[skip] = False
         nh[t] = g.u8(p)
         at[t] = p + length

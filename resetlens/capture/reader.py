@@ -223,6 +223,7 @@ class CaptureReader:
         self.info = CaptureInfo(path=self.path, format=self.info.format)
         self._sections = []
         self._complete = False
+        self._first_fragment: int | None = None
         unknown: dict[int, list[int]] = {}  # linktype -> [frames, first stream offset]
         for buf, base, parts in self._blocks():
             tables = []
@@ -242,6 +243,9 @@ class CaptureReader:
                 dec = self._decode(buf, recs, idx)
                 table = _table(dec, recs, idx, base)
                 self.info.fragments_skipped += dec.fragments_skipped
+                if dec.first_fragment >= 0 and self._first_fragment is None:
+                    pos = dec.first_fragment if idx is None else int(idx[dec.first_fragment])
+                    self._first_fragment = base + int(recs.offset[pos])
                 for rec, seg in dec.segments.items():
                     pos = rec if idx is None else int(idx[rec])
                     segments[recs.first_frame + pos] = seg
@@ -407,7 +411,10 @@ class CaptureReader:
                     f" first at byte {first}"
                 )
         if info.fragments_skipped:
-            info.warnings.append(f"skipped {info.fragments_skipped} non-first IP fragments (no TCP header)")
+            info.warnings.append(
+                f"skipped {info.fragments_skipped} non-first IP fragments (no TCP header),"
+                f" first at byte {self._first_fragment}"
+            )
         names = []
         for iface in info.interfaces:
             if iface.linktype_name not in names:
