@@ -267,6 +267,9 @@ def machine() -> dict:
         "tcpdump": version(["tcpdump", "--version"]),
         "tshark": version(["tshark", "--version"]).split(" (Git")[0],
         "python_path": PYTHON,
+        "commit": subprocess.run(
+            ["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"], capture_output=True, text=True
+        ).stdout.strip(),
     }
 
 
@@ -311,6 +314,7 @@ def main(argv: list[str] | None = None) -> int:
                 m.error = f"exit {rc}: {err}"
                 print(f"run {r + 1}: {m.name} FAILED ({m.error})", file=sys.stderr)
                 continue
+            check_dev_null()  # a run that broke the null device would have measured file writes
             m.walls.append(wall)
             m.rss_kib.append(rss)
             m.cpus.append(cpu)
@@ -337,7 +341,9 @@ def report(methods: list[Method], f: Path, truth: dict, runs: int, loads: list[f
     info = machine()
     print()
     print(f"machine: {info['nproc']} CPUs ({info['cpu']}), {info['mem_gib']} GiB, Linux {info['kernel']}")
-    print(f"tools: Python {info['python']} ({PYTHON}), {info['tcpdump']}, {info['tshark']}")
+    print(
+        f"tools: Python {info['python']} ({PYTHON}), {info['tcpdump']}, {info['tshark']}; resetlens at {info['commit']}"
+    )
     print(
         f"file: {f} ({truth['file_bytes']:,} B, {truth['frames']:,} frames, {truth['connections']:,} TCP "
         f"connections, {expected:,} RSTs: {truth['rst_packets_ip6']} IPv6, {truth['rst_packets_ip6_ext']} of "
