@@ -40,7 +40,7 @@ IDLE_RELEASE_S = 0.5
 # Finished bundles are committed together (then the database released) when this many are waiting,
 # or the oldest has waited this long: few commits on a busy run, and readers get a turn.
 FLUSH_BUNDLES = 64
-FLUSH_S = 2.0
+FLUSH_S = 1.0
 # Results in flight per worker: enough to keep workers busy, few enough to bound memory.
 INFLIGHT_PER_WORKER = 2
 # How long to keep trying to reach a Dask scheduler before calling the address bad.
