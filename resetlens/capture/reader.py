@@ -26,6 +26,7 @@ from resetlens.errors import CaptureError
 BLOCK_SIZE = 4 << 20  # bytes read per block: small enough to stay in the CPU cache while it is decoded
 SLACK = 64  # spare bytes after the data so clipped 8-byte gathers stay inside the buffer
 MAX_RECORD = 64 << 20  # a record or block larger than this is corruption, not a packet
+IFACE_MAX = 0xFFFF  # the table's iface column is 16-bit: later interfaces share the last value
 GZIP_WBITS = 31  # zlib window bits that select the gzip container
 GZIP_READ = 1 << 20  # compressed bytes read per step
 
@@ -597,7 +598,7 @@ def _table(dec: Decoded, recs: Records, idx: np.ndarray | None, base: int) -> np
         table["frame"] = recs.first_frame + rec
         table["offset"] = base + recs.offset[rec]
         table["ts"] = recs.ts[rec]
-        table["iface"] = recs.iface[rec]
+        table["iface"] = np.minimum(recs.iface[rec], IFACE_MAX)
         link_dir = table["direction"]
         table["direction"] = np.where(link_dir != 0, link_dir, recs.direction[rec])
         return table
@@ -607,7 +608,7 @@ def _table(dec: Decoded, recs: Records, idx: np.ndarray | None, base: int) -> np
     table["frame"] = recs.first_frame + rec
     table["offset"] = base + recs.offset[rec]
     table["ts"] = recs.ts[rec]
-    table["iface"] = recs.iface[rec]
+    table["iface"] = np.minimum(recs.iface[rec], IFACE_MAX)
     for name, col in dec.cols.items():
         table[name] = col
     link_dir = dec.direction[dec.rec]
@@ -855,7 +856,7 @@ class _PcapngParser(_Parser):
         whole = sec.astype(np.int64) + tsoff.astype(np.int64)
         nsec = np.minimum(np.round(part * 1e9).astype(np.int64), 999_999_999)
         if not epb.all():
-            ts = self._fill_ts(ts)
+            ts = self._fill_ts(ts, self.base + int(off[np.argmin(epb)]))
         direction = self._epb_direction(npbuf, off, length, caplen, epb, little)
         recs = Records(
             offset=off,
@@ -875,11 +876,14 @@ class _PcapngParser(_Parser):
             self.last_ts = float(ts[-1])
         return recs
 
-    def _fill_ts(self, ts: np.ndarray) -> np.ndarray:
+    def _fill_ts(self, ts: np.ndarray, first_at: int) -> np.ndarray:
         """Simple packet blocks have no timestamp: carry the previous packet's forward."""
         if not getattr(self, "_spb_warned", False):
             self._spb_warned = True
-            self.reader.warn("simple packet blocks carry no timestamp: the previous packet's time is used")
+            self.reader.warn(
+                "simple packet blocks carry no timestamp: the previous packet's time is used"
+                f" (first at byte {first_at})"
+            )
         idx = np.where(np.isnan(ts), -1, np.arange(len(ts)))
         idx = np.maximum.accumulate(idx)
         filled = np.where(idx >= 0, ts[np.maximum(idx, 0)], self.last_ts)
