@@ -252,3 +252,14 @@ def test_only_capture_error_escapes(tmp_path: Path, data: bytes) -> None:
         finally:
             walk.use_accelerator(previous)
     assert all(o == outcomes[0] for o in outcomes)
+
+
+def test_pcapng_garbage_after_valid_blocks(tmp_path: Path) -> None:
+    table, _, info = read_table(write(tmp_path, "junk.pcapng", NG_HEAD + NG_PKT + b"\xff" * 40))
+    assert list(table["frame"]) == [1]
+    assert info.warnings == [
+        f"pcapng block at byte {len(NG_HEAD) + len(NG_PKT)} has an impossible length 4294967295;"
+        " reading stopped there"
+    ]
+    table, _, info = read_table(write(tmp_path, "short.pcapng", NG_HEAD + NG_PKT + b"\x06\0\0\0\x40"))
+    assert len(table) == 1 and info.warnings[0].startswith("truncated last record at byte")
