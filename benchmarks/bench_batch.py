@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Batch throughput: many small bundles plus a few large captures, 1 worker against 2.
 
-    bench_batch.py [--small 200] [--large 4] [--large-mb 20] [--dir DIR] [--keep]
+    bench_batch.py [--small 200] [--large 4] [--large-mb 100] [--dir DIR] [--keep]
 
 Small bundles are copies of the corpus captures (../shared/corpus/pcaps), one or two per bundle; large
 ones are generated with benchmarks/gen_pcap.py (deterministic seeds). Each run starts from a fresh
@@ -84,7 +84,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--small", type=int, default=200, help="small bundles (corpus copies)")
     ap.add_argument("--large", type=int, default=4, help="large generated captures, one bundle each")
-    ap.add_argument("--large-mb", type=float, default=20.0, help="size of each large capture (MiB)")
+    ap.add_argument("--large-mb", type=float, default=100.0, help="size of each large capture (MiB)")
     ap.add_argument("--dir", type=Path, help="work folder (default: a temp folder)")
     ap.add_argument("--keep", action="store_true", help="keep the work folder")
     args = ap.parse_args()
@@ -99,13 +99,14 @@ def main() -> None:
                 f"archive: {args.small} small + {args.large} large bundles, {size / 1e6:.1f} MB, built in {time.perf_counter() - t0:.1f} s"
             )
         size = sum(f.stat().st_size for f in archive.rglob("*") if f.is_file())
-        print(f"cores: {os.cpu_count()}")
+        # other processes on the machine take cores from the 2-worker run: say how busy it was
+        print(f"cores: {os.cpu_count()}, load average before: {os.getloadavg()[0]:.2f}")
         t1 = run(archive, work, 1)
         t2 = run(archive, work, 2)
         n = args.small + args.large
         print(f"1 worker : {n / t1:7.1f} bundles/s {size / t1 / 1e6:7.1f} MB/s")
         print(f"2 workers: {n / t2:7.1f} bundles/s {size / t2 / 1e6:7.1f} MB/s")
-        print(f"speed-up 1 -> 2 workers: {t1 / t2:.2f}x")
+        print(f"speed-up 1 -> 2 workers: {t1 / t2:.2f}x (load average after: {os.getloadavg()[0]:.2f})")
     finally:
         if not args.keep and args.dir is None:
             shutil.rmtree(work, ignore_errors=True)
