@@ -178,8 +178,16 @@ typedef struct {
 } layout_t;
 
 static inline void put(unsigned char *row, const layout_t *L, int f, uint64_t v) {
-    /* little-endian host only (checked by the Python side): the low bytes of v are the value */
-    memcpy(row + L->off[f], &v, (size_t)L->size[f]);
+    /* little-endian host only (checked by the Python side): the low bytes of v are the value.
+     * Constant-size copies compile to single stores; a variable-size memcpy would be a call. */
+    unsigned char *at = row + L->off[f];
+    switch (L->size[f]) {
+    case 1: { uint8_t x = (uint8_t)v; memcpy(at, &x, 1); break; }
+    case 2: { uint16_t x = (uint16_t)v; memcpy(at, &x, 2); break; }
+    case 4: { uint32_t x = (uint32_t)v; memcpy(at, &x, 4); break; }
+    case 8: memcpy(at, &v, 8); break;
+    default: memcpy(at, &v, (size_t)L->size[f]); break;
+    }
 }
 
 typedef struct {
