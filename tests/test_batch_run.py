@@ -203,6 +203,19 @@ def test_rerun_skips_unchanged_and_redoes_changed_failed_or_missing(archive, tmp
     assert (fourth.ok, fourth.skipped) == (1, len(good) - 1)
     assert html.is_file()
 
+    # --force redoes everything, unchanged or not
+    forced = run_batch(root, db, out=out, workers=2, force=True)
+    assert (forced.ok, forced.skipped, forced.failed) == (len(good), 0, len(bad))
+    assert_consistent(db)
+
+    # a bundle removed from the archive keeps its rows, and the summary says so
+    shutil.rmtree(root / "rotated")
+    after_rm = run_batch(root, db, out=out, workers=1)
+    assert after_rm.gone == ["rotated"]
+    assert rows(db, "SELECT status FROM bundles WHERE bundle = 'rotated'") == [("ok",)]
+    put(root / "rotated" / "dump.pcap", corpus("zeek_tcp_syn-then-rst.pcap"))
+    put(root / "rotated" / "dump.pcap1", corpus("zeek_tcp_syn-then-ack-then-rst.pcap"))
+
     # another --out: the reports are not there yet, so every ok bundle is redone into it
     moved = run_batch(root, db, out=tmp_path / "out2", workers=2)
     assert (moved.ok, moved.skipped) == (len(good), 0)

@@ -39,6 +39,12 @@ def batch_command(
             "--timeout", help="Give up on a bundle after SECONDS (recorded failed; local workers only)."
         ),
     ] = None,
+    force: Annotated[
+        bool,
+        typer.Option(
+            "--force", help="Analyse every bundle again, unchanged ones too (e.g. after an upgrade)."
+        ),
+    ] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress display or summary.")] = False,
 ) -> None:
     """Analyse every bundle of an archive into a DuckDB database (resumable: unchanged bundles are skipped)."""
@@ -60,6 +66,7 @@ def batch_command(
             parquet=parquet,
             progress=progress,
             timeout=timeout,
+            force=force,
         )
     except ResetlensError as e:
         err.print(f"resetlens: {e}", markup=False, soft_wrap=True)

@@ -85,6 +85,14 @@ def print_summary(console: Console, summary: Any, db_path: Any) -> None:
     console.print(table)
     for name, reason in summary.failures[:20]:
         console.print(Text(f"  failed {name}: {reason}", style="red"), soft_wrap=True)
+    if summary.gone:
+        console.print(
+            f"  {len(summary.gone)} bundle(s) in the database are no longer in the archive (kept): "
+            + ", ".join(summary.gone[:5])
+            + (" ..." if len(summary.gone) > 5 else ""),
+            markup=False,
+            soft_wrap=True,
+        )
     if len(summary.failures) > 20:
         console.print(
             f"  ... and {len(summary.failures) - 20} more (SELECT * FROM bundles WHERE status='failed')"

@@ -75,6 +75,7 @@ class BatchSummary:
     bytes: int = 0
     seconds: float = 0.0
     failures: list[tuple[str, str]] = field(default_factory=list)  # (bundle, reason)
+    gone: list[str] = field(default_factory=list)  # bundles in the database no longer in the archive
     index: Path | None = None
     parquet: list[Path] = field(default_factory=list)
 
@@ -320,12 +321,14 @@ def run_batch(
     analyze: AnalyzeFn | None = None,
     progress: Any = None,
     timeout: float | None = None,
+    force: bool = False,
 ) -> BatchSummary:
     """Analyse every bundle under `archive` into `db_path` (and reports under `out`).
 
     `analyze` replaces the pipeline (a picklable module-level function of a resetlens.bundle.Bundle).
     `progress` is a BatchProgress-like object (None = silent); `timeout` bounds each bundle's analysis
-    (seconds, local pool only). Raises ResetlensError for bad usage only.
+    (seconds, local pool only); `force` redoes unchanged bundles too (e.g. after an upgrade).
+    Raises ResetlensError for bad usage only.
     """
     archive = Path(archive)
     if workers is not None and workers < 1:
@@ -337,7 +340,7 @@ def run_batch(
     with RunLock(Path(db_path)):
         db = BatchDB(Path(db_path))
         try:
-            return _run_locked(archive, db, out, workers, dask, parquet, analyze, progress, timeout)
+            return _run_locked(archive, db, out, workers, dask, parquet, analyze, progress, timeout, force)
         except duckdb.Error as e:  # the file itself failed us (disk full, I/O error): stop, say so
             raise ResetlensError(f"database write failed: {_one_line(str(e))}", path=str(db_path)) from None
 
@@ -352,6 +355,7 @@ def _run_locked(
     analyze: AnalyzeFn | None,
     progress: Any,
     timeout: float | None,
+    force: bool,
 ) -> BatchSummary:
     if out is not None:
         out = Path(out).resolve()
@@ -364,13 +368,16 @@ def _run_locked(
         raise ResetlensError("no bundles found (no resetlens.toml and no capture files)", path=str(archive))
     known = db.known()
     summary = BatchSummary(bundles=len(specs))
+    summary.gone = sorted(set(known) - {s.name for s in specs})  # rows kept: failures are never dropped
+    # with force, the old rows are still replaced, but nothing counts as unchanged
+    skip_info = {} if force else known
     executor: LocalExecutor | DaskExecutor
     executor = DaskExecutor(dask) if dask else LocalExecutor(workers or os.cpu_count() or 1)
     started = time.perf_counter()
     if progress is not None:
         progress.start(len(specs))
     try:
-        _drive(executor, specs, known, out, analyze, db, summary, progress, timeout)
+        _drive(executor, specs, known, skip_info, out, analyze, db, summary, progress, timeout)
     except BaseException:  # interrupted: do not wait for the bundles in flight
         executor.close(wait=False)
         raise
@@ -396,6 +403,7 @@ def _drive(
     executor: LocalExecutor | DaskExecutor,
     specs: list[BundleSpec],
     known: dict[str, KnownBundle],
+    skip_info: dict[str, KnownBundle],
     out: Path | None,
     analyze: AnalyzeFn | None,
     db: BatchDB,
@@ -411,7 +419,9 @@ def _drive(
     writer = _Writer(db, known, summary, progress)
 
     def submit(spec: BundleSpec) -> None:
-        in_flight[executor.submit(analyze_task, spec, out_arg, known.get(spec.name), analyze, timeout)] = spec
+        in_flight[
+            executor.submit(analyze_task, spec, out_arg, skip_info.get(spec.name), analyze, timeout)
+        ] = spec
 
     isolated = False
     try:
