@@ -109,15 +109,53 @@ def analyze_task(
 ) -> TaskResult:
     """Analyse one bundle and write its reports. Never raises: a failure is a result.
 
-    `timeout` (seconds) is enforced with a timer signal where the task runs on a process's main
-    thread (the local pool); Dask worker threads cannot take signals, so it is not enforced there.
+    `timeout` (seconds) is enforced with a one-shot timer signal where the task runs on a process's
+    main thread (the local pool); Dask worker threads cannot take signals, so it is not enforced there.
     """
+    global _ARMED
     start = time.perf_counter()
-    result = TaskResult(spec.name, "failed", worker=f"{socket.gethostname()}:{os.getpid()}")
     timer = timeout is not None and threading.current_thread() is threading.main_thread()
+    previous: Any = None
     if timer:
         previous = signal.signal(signal.SIGALRM, _on_alarm)
+        _ARMED = True
         signal.setitimer(signal.ITIMER_REAL, float(timeout or 0))
+    try:
+        result = _task(spec, out, known, analyze)
+        _ARMED = False  # from here on a late alarm is ignored: the result stands
+    except BundleTimeout:  # the one alarm fired during the analysis
+        _ARMED = False
+        result = TaskResult(spec.name, "failed", f"timed out after {timeout:g} s", worker=_worker())
+    finally:
+        if timer:
+            signal.setitimer(signal.ITIMER_REAL, 0)
+            signal.signal(signal.SIGALRM, previous)
+    result.duration_s = time.perf_counter() - start
+    return result
+
+
+# True while a task's timer may interrupt it (the alarm handler raises only then).
+_ARMED = False
+
+
+class BundleTimeout(BaseException):
+    """Raised by the timer inside a task; a BaseException so no `except Exception` in the analysis eats it."""
+
+
+def _on_alarm(signum: int, frame: Any) -> None:
+    if _ARMED:
+        raise BundleTimeout()
+
+
+def _worker() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def _task(
+    spec: BundleSpec, out: str | None, known: KnownBundle | None, analyze: AnalyzeFn | None
+) -> TaskResult:
+    """The work of analyze_task; every exception but the timer's becomes a failed result."""
+    result = TaskResult(spec.name, "failed", worker=_worker())
     try:
         result.content_hash = spec.hash()
         if known is not None and known.status == "ok" and known.content_hash == result.content_hash:
@@ -133,12 +171,8 @@ def analyze_task(
         from resetlens.report.jsonreport import dumps
 
         text = dumps(analysis)
-        result.analysis = json.loads(text)
-        if out is not None:
-            result.reports = _write_reports(analysis, text, report_dir(Path(out), spec.name), bundle)
-        result.status = "ok"
-    except BundleTimeout:
-        result.error = f"timed out after {timeout:g} s"
+        reports = _write_reports(analysis, text, report_dir(Path(out), spec.name), bundle) if out else {}
+        result.analysis, result.reports, result.status = json.loads(text), reports, "ok"
     except ResetlensError as e:
         result.error = _one_line(str(e))
     except OSError as e:  # a file vanished or became unreadable since discovery
@@ -149,20 +183,7 @@ def analyze_task(
         where = traceback.extract_tb(e.__traceback__)[-1] if e.__traceback__ else None
         at = f" ({Path(where.filename).name}:{where.lineno})" if where else ""
         result.error = _one_line(f"internal error {type(e).__name__}: {e}{at}")
-    finally:
-        if timer:
-            signal.setitimer(signal.ITIMER_REAL, 0)
-            signal.signal(signal.SIGALRM, previous)
-        result.duration_s = time.perf_counter() - start
     return result
-
-
-class BundleTimeout(BaseException):
-    """Raised by the timer inside a task; a BaseException so no `except Exception` in the analysis eats it."""
-
-
-def _on_alarm(signum: int, frame: Any) -> None:
-    raise BundleTimeout()
 
 
 def _pipeline_bundle(spec: BundleSpec) -> Any:
