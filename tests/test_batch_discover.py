@@ -134,12 +134,15 @@ def test_captures_child_folder_and_logs_belong_to_the_parent_bundle(tmp_path: Pa
     put(inc / "captures" / "client.pcap")
     put(inc / "captures" / "server.pcap")
     (inc / "haproxy.log").write_text("May  1 12:00:00 lb haproxy[1]: x\n")
+    (inc / "logs").mkdir()
+    (inc / "logs" / "nginx-error.log").write_text("2024/05/01 12:00:00 [error] 1#1: *1 x\n")
     put(inc / "snapshots" / "lb" / "ss-before.pcap")  # snapshots are not captures of the incident
     found = by_name(tmp_path)
     assert list(found) == ["inc-9"]
     spec = found["inc-9"]
     assert sorted(c.vantage for c in spec.captures) == ["client", "server"]
     assert inc / "haproxy.log" in spec.files
+    assert inc / "logs" / "nginx-error.log" in spec.files
 
 
 def test_suffixless_capture_is_sniffed_and_dot_folders_and_output_are_skipped(tmp_path: Path) -> None:

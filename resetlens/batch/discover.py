@@ -34,6 +34,8 @@ SERIES_GAP_S = 6 * 3600
 CLUSTER_SLACK_S = 600
 # Child folders whose captures belong to their parent folder's bundle.
 CAPTURE_CHILDREN = ("captures", "pcaps", "pcap")
+# Child folders whose logs belong to their parent folder's bundle (when it has captures).
+LOG_CHILDREN = ("logs", "log")
 # Folders never searched for captures (host snapshots and written reports inside bundles).
 SKIP_DIRS = ("snapshots", "reports")
 # Read size for hashing.
@@ -135,8 +137,10 @@ def _walk(folder: Path, archive: Path, skip: set[Path], found: list[BundleSpec])
     for d in child_caps:
         captures += [c for c in (parse_capture_name(f) for f in sorted(d.iterdir()) if f.is_file()) if c]
     if captures:
-        found.extend(_loose_bundles(folder, archive, captures, files))
-        dirs = [d for d in dirs if d not in child_caps]
+        log_dirs = [d for d in dirs if d.name.lower() in LOG_CHILDREN and not (d / MANIFEST).exists()]
+        logs = files + [f for d in log_dirs for f in sorted(d.rglob("*")) if f.is_file()]
+        found.extend(_loose_bundles(folder, archive, captures, logs))
+        dirs = [d for d in dirs if d not in child_caps and d not in log_dirs]
     for d in dirs:
         if d.name.lower() in SKIP_DIRS and captures:
             continue
