@@ -133,6 +133,7 @@ def test_captures_child_folder_and_logs_belong_to_the_parent_bundle(tmp_path: Pa
     inc = tmp_path / "inc-9"
     put(inc / "captures" / "client.pcap")
     put(inc / "captures" / "server.pcap")
+    put(inc / "captures" / "edge" / "fw.pcap")  # deeper inside captures/: still this bundle
     (inc / "haproxy.log").write_text("May  1 12:00:00 lb haproxy[1]: x\n")
     (inc / "logs").mkdir()
     (inc / "logs" / "nginx-error.log").write_text("2024/05/01 12:00:00 [error] 1#1: *1 x\n")
@@ -140,7 +141,7 @@ def test_captures_child_folder_and_logs_belong_to_the_parent_bundle(tmp_path: Pa
     found = by_name(tmp_path)
     assert list(found) == ["inc-9"]
     spec = found["inc-9"]
-    assert sorted(c.vantage for c in spec.captures) == ["client", "server"]
+    assert sorted(c.vantage for c in spec.captures) == ["client", "fw", "server"]
     assert inc / "haproxy.log" in spec.files
     assert inc / "logs" / "nginx-error.log" in spec.files
 

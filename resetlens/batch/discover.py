@@ -134,8 +134,9 @@ def _walk(folder: Path, archive: Path, skip: set[Path], found: list[BundleSpec])
     ]
     captures = [c for c in (parse_capture_name(f) for f in files) if c]
     child_caps = [d for d in dirs if d.name.lower() in CAPTURE_CHILDREN and not (d / MANIFEST).exists()]
-    for d in child_caps:
-        captures += [c for c in (parse_capture_name(f) for f in sorted(d.iterdir()) if f.is_file()) if c]
+    for d in child_caps:  # everything under captures/ belongs to this bundle, at any depth
+        inside = sorted(f for f in d.rglob("*") if f.is_file() and not f.name.startswith("."))
+        captures += [c for c in (parse_capture_name(f) for f in inside) if c]
     if captures:
         log_dirs = [d for d in dirs if d.name.lower() in LOG_CHILDREN and not (d / MANIFEST).exists()]
         logs = files + [f for d in log_dirs for f in sorted(d.rglob("*")) if f.is_file()]
