@@ -191,3 +191,12 @@ def test_symlinked_capture_file_is_taken(tmp_path: Path) -> None:
     (tmp_path / "archive" / "inc" / "client.pcap").symlink_to(real)
     (spec,) = discover(tmp_path / "archive")
     assert [c.vantage for c in spec.captures] == ["client"]
+
+
+def test_same_name_in_two_subfolders_is_two_vantages_not_a_rotation(tmp_path: Path) -> None:
+    inc = tmp_path / "inc"
+    put(inc / "captures" / "lb1" / "eth0.pcap")
+    put(inc / "captures" / "lb2" / "eth0.pcap", OTHER)
+    (spec,) = discover(tmp_path)
+    caps = {c.vantage: [p.parent.name for p in c.paths] for c in spec.captures}
+    assert caps == {"lb1-eth0": ["lb1"], "lb2-eth0": ["lb2"]}

@@ -102,7 +102,7 @@ def parse_capture_name(path: Path) -> LooseCapture | None:
     vantage = base or stem
     if stamp is not None and len(parts) >= 2:
         host, vantage = parts[0], "_".join(parts[1:])
-    return LooseCapture(path, f"{base}|{family_ext}", host, vantage, stamp, number)
+    return LooseCapture(path, f"{path.parent}|{base}|{family_ext}", host, vantage, stamp, number)
 
 
 def discover(archive: Path, exclude: list[Path] | None = None) -> list[BundleSpec]:
@@ -239,8 +239,8 @@ def _capture_specs(group: list[list[LooseCapture]]) -> list[CaptureSpec]:
     used: set[str] = set()
     for s in sorted(group, key=lambda s: (s[0].host or "", s[0].vantage, s[0].stamp or 0.0)):
         v = s[0].vantage
-        if vantages.count(v) > 1 and s[0].host:
-            v = f"{s[0].host}-{v}"
+        if vantages.count(v) > 1:  # the same name twice: the host, else the folder, tells them apart
+            v = f"{s[0].host or s[0].path.parent.name}-{v}"
         name, n = v, 1
         while name in used:
             n += 1
