@@ -637,22 +637,25 @@ class _PcapngParser(_Parser):
         # Packet-block runs between other blocks are gathered into one group for the whole buffer,
         # each run remembering its section's byte order and interfaces (IDBs only add interfaces).
         runs: list[tuple[np.ndarray, bool, int, int]] = []
+        run_words: list[np.ndarray] = []  # each run's block headers as uint32 words, in its byte order
         kinds: dict[int, int] = {}
         at = 0
         need = 0
         while True:
             offs, others, at, stop = walk.walk_pcapng(buf, at, limit, self.little)
             if len(offs):
-                bad = self._check(npbuf, offs, others)
+                words = walk.header_words(npbuf, offs, 28, self.little)
+                bad = self._check(npbuf, offs, others, words)
                 if bad is not None:
                     k, message = bad
                     at = int(offs[k])
-                    offs = offs[:k]
+                    offs, words = offs[:k], words[:k]
                     others = {a: t for a, t in others.items() if a < at}
                     self.reader.warn(message)
                     stop, need = None, -1
                 if len(offs):
                     runs.append((offs, self.little, self.section_base, self.section_ifaces))
+                    run_words.append(words)
                     kinds.update(others)
                 if stop is None:
                     break
@@ -675,12 +678,11 @@ class _PcapngParser(_Parser):
                     need = self._block_length(buf, at)
                 break
             at += result
-        groups = [self._records(npbuf, runs, kinds)] if runs else []
+        groups = [self._records(npbuf, runs, kinds, run_words)] if runs else []
         return groups, at, need
 
-    def _check(self, npbuf: np.ndarray, off: np.ndarray, others: dict[int, int]) -> tuple[int, str] | None:
+    def _check(self, npbuf: np.ndarray, off: np.ndarray, others: dict[int, int], words: np.ndarray):
         """First packet block whose trailing length or caplen is impossible: (index, warning)."""
-        words = walk.header_words(npbuf, off, 28, self.little)
         length = words[:, 1]
         trailing = walk.header_words(npbuf, off + length - 4, 4, self.little)[:, 0]
         fixed = np.full(len(off), fmt.EPB_FIXED, np.int64)
@@ -812,7 +814,11 @@ class _PcapngParser(_Parser):
         self.section_ifaces += 1
 
     def _records(
-        self, npbuf: np.ndarray, runs: list[tuple[np.ndarray, bool, int, int]], kinds: dict[int, int]
+        self,
+        npbuf: np.ndarray,
+        runs: list[tuple[np.ndarray, bool, int, int]],
+        kinds: dict[int, int],
+        run_words: list[np.ndarray] | None = None,
     ):
         """Record headers of the packet blocks of these runs (offsets, byte order, iface base, iface count)."""
         off = runs[0][0] if len(runs) == 1 else np.concatenate([r[0] for r in runs])
@@ -821,7 +827,10 @@ class _PcapngParser(_Parser):
         little = np.repeat(np.array([r[1] for r in runs], bool), counts)
         base = np.repeat(np.array([r[2] for r in runs], np.int64), counts)
         limit = np.repeat(np.array([r[3] for r in runs], np.int64), counts)
-        words = _words(npbuf, off, 28, little)
+        if run_words is None:
+            words = _words(npbuf, off, 28, little)
+        else:
+            words = run_words[0] if len(run_words) == 1 else np.concatenate(run_words)
         length = words[:, 1]
         btype = np.full(n, fmt.BT_EPB, np.int64)
         if kinds:
@@ -838,13 +847,14 @@ class _PcapngParser(_Parser):
         ifaces = self.reader.info.interfaces
         local_ok = iface < limit
         gid = np.where(local_ok, base + iface, 0)
-        snap = _iface_column(ifaces, gid, "snaplen", np.int64, 0)
+        column = _IfaceColumns(ifaces, gid)
+        snap = column("snaplen", np.int64, 0)
         spb_cap = np.minimum(wirelen, length - fmt.SPB_FIXED)
         spb_cap = np.where(snap > 0, np.minimum(spb_cap, snap), spb_cap)
         caplen = np.where(epb, words[:, 5], np.maximum(spb_cap, 0))
-        linktype = np.where(local_ok, _iface_column(ifaces, gid, "linktype", np.int64, -1), -1)
-        ticks = _iface_column(ifaces, gid, "ticks", np.uint64, fmt.DEFAULT_TSRESOL)
-        tsoff = _iface_column(ifaces, gid, "tsoffset", np.float64, 0)
+        linktype = np.where(local_ok, column("linktype", np.int64, -1), -1)
+        ticks = column("ticks", np.uint64, fmt.DEFAULT_TSRESOL)
+        tsoff = column("tsoffset", np.float64, 0)
         hi = words[:, 3].astype(np.uint64)
         lo = words[:, 4].astype(np.uint64)
         units = (hi << np.uint64(32)) | lo
@@ -936,15 +946,24 @@ def _words(npbuf: np.ndarray, off: np.ndarray, width: int, little: np.ndarray) -
     return np.where(little[:, None], le, be)
 
 
-def _iface_column(ifaces: list[Interface], gid: np.ndarray, name: str, dtype, default) -> np.ndarray:
-    """An interface attribute per record; costs O(records), whatever the number of interfaces."""
-    if not ifaces:
-        return np.full(len(gid), default, dtype)
-    used, inverse = np.unique(gid, return_inverse=True)
-    values = np.array(
-        [getattr(ifaces[g], name) if g < len(ifaces) else default for g in used.tolist()], dtype
-    )
-    return values[inverse.ravel()]
+class _IfaceColumns:
+    """Interface attributes per record; O(records) whatever the number of interfaces."""
+
+    def __init__(self, ifaces: list[Interface], gid: np.ndarray) -> None:
+        self.ifaces = ifaces
+        self.n = len(gid)
+        if self.n and gid.min() == gid.max():  # the usual case: one interface
+            self.used, self.inverse = gid[:1], None
+        else:
+            self.used, self.inverse = np.unique(gid, return_inverse=True)
+
+    def __call__(self, name: str, dtype, default) -> np.ndarray:
+        values = [
+            getattr(self.ifaces[g], name) if g < len(self.ifaces) else default for g in self.used.tolist()
+        ]
+        if self.inverse is None:
+            return np.full(self.n, values[0] if values else default, dtype)
+        return np.array(values, dtype)[self.inverse.ravel()]
 
 
 def read_table(
