@@ -172,3 +172,32 @@ def test_bad_manifest_names_the_file(tmp_path: Path) -> None:
     (tmp_path / "resetlens.toml").write_text("[[capture]]\nvantage = 'x'\npath = 'missing.pcap'\n")
     p = run("analyze", str(tmp_path))
     assert p.returncode == 2 and "missing.pcap" in p.stderr
+
+
+def test_captures_logs_and_hosts_from_flags() -> None:
+    """The contract's flag form: --capture, --log and --host without a manifest."""
+    b = ROOT / "fixtures" / "lab" / "proxy_timeout"
+    p = run(
+        "analyze",
+        "--capture", f"proxy-back={b / 'captures' / 'proxy-back.pcap'}",
+        "--capture", f"server={b / 'captures' / 'server.pcap'}",
+        "--log", f"nginx-error={b / 'logs' / 'nginx-error.log'}",
+        "--log", f"haproxy={b / 'logs' / 'haproxy.log'}",
+        "--host", "proxy=10.77.3.1",
+        "--host", "server=10.77.3.2",
+        "--json", "-",
+    )  # fmt: skip
+    assert p.returncode == 0, p.stderr
+    doc = json.loads(p.stdout)
+    hosts = {h["name"]: h for h in doc["hosts"]}
+    assert hosts["proxy"]["role"] == "proxy" and hosts["proxy"]["source"] == "manifest"
+    assert {r["sender"]["role"] for r in doc["resets"]} == {"proxy"}
+    assert {r["cause"] for r in doc["resets"]} == {"timeout"}
+    # HAProxy's line names the exact 4-tuple, so it is tied to its reset; nginx's error line has no
+    # upstream port, and without the client leg it stays context. Both files are read and reported.
+    kinds = {x["kind"] for r in doc["resets"] for x in r["logs"]}
+    assert "haproxy" in kinds
+    sources = {s["kind"]: s for s in doc["log_sources"]}
+    assert {"nginx-error", "haproxy"} <= sources.keys()
+    bad = run("analyze", "--capture", f"x={b / 'captures' / 'server.pcap'}", "--log", "bogus=/etc/hostname")
+    assert bad.returncode == 2 and "unknown log kind" in bad.stderr
