@@ -261,7 +261,7 @@ def test_cli_exit_status_and_summary(archive, tmp_path: Path) -> None:
     assert re.search(rf"analysed ok\s+{len(good)}\b", ok.stderr)
     assert re.search(rf"failed\s+{len(bad)}\b", ok.stderr)
     # the progress line: done/failed/skipped counts and throughput
-    assert re.search(rf"{len(good)} ok {len(bad)} failed 0 skipped .*bundles/s", ok.stderr)
+    assert re.search(rf"{len(good)} ok {len(bad)} failed 0 skipped .*/s .*MB/s", ok.stderr)
     for name in bad:  # each failure is named with its reason as it happens
         assert re.search(rf"failed: {name}: .+", ok.stderr)
     assert (tmp_path / "out" / "index.html").is_file()

@@ -55,6 +55,8 @@ def batch_command(
     if workers is not None and dask is not None:
         err.print("resetlens: give --workers or --dask, not both", markup=False, soft_wrap=True)
         raise typer.Exit(2)
+    if dask is not None and timeout is not None:
+        err.print("resetlens: note: --timeout is not enforced on Dask workers", markup=False, soft_wrap=True)
     progress = None if quiet else BatchProgress(err)
     try:
         summary = run_batch(

@@ -11,7 +11,6 @@ from rich.progress import (
     MofNCompleteColumn,
     Progress,
     TextColumn,
-    TimeElapsedColumn,
     TimeRemainingColumn,
 )
 from rich.table import Table
@@ -28,11 +27,10 @@ class BatchProgress:
         self._t0 = 0.0
         self._progress = Progress(
             TextColumn("[bold]batch[/]"),
-            BarColumn(),
+            BarColumn(bar_width=16),
             MofNCompleteColumn(),
             TextColumn("{task.fields[counts]}"),
             TextColumn("{task.fields[rate]}"),
-            TimeElapsedColumn(),
             TextColumn("ETA"),
             TimeRemainingColumn(),
             console=console,
@@ -58,7 +56,7 @@ class BatchProgress:
         self.bytes += sum(_size(f) for f in spec.files)
         elapsed = max(time.perf_counter() - self._t0, 1e-9)
         done = self.ok + self.failed + self.skipped
-        rate = f"{done / elapsed:.1f} bundles/s {self.bytes / elapsed / 1e6:.1f} MB/s"
+        rate = f"{done / elapsed:.1f}/s {self.bytes / elapsed / 1e6:.1f} MB/s"
         self._progress.update(self._task, advance=1, counts=self._counts(), rate=rate)
 
     def stop(self) -> None:
