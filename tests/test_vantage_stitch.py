@@ -37,3 +37,16 @@ def test_upstream_resets_pair_with_the_logged_client_connection() -> None:
         else:
             assert client_port in nginx_ports
         assert r.flow  # the reset carries the stitched flow id
+
+
+def test_proxy_logs_reach_the_reset_through_its_legs() -> None:
+    """nginx's error log has no upstream port, so time alone cannot place its 'upstream timed out' line.
+    Through the legs it can: access-log client port -> front leg -> back leg's reset, and the error line
+    shares the access line's connection number (*N)."""
+    analysis = analyze(load_bundle(LAB_FIXTURES / "proxy_timeout"))
+    nginx_reset = next(r for r in analysis.resets if r.sender.kind == "kernel")
+    kinds = {x.kind: x for x in nginx_reset.logs if x.match.startswith("proxy leg")}
+    assert {"nginx-access", "nginx-error"} <= kinds.keys()
+    assert "upstream timed out" in kinds["nginx-error"].text
+    assert nginx_reset.cause == "timeout"
+    assert any(e.code == "log_line" and "upstream timed out" in e.text for e in nginx_reset.evidence)

@@ -65,11 +65,12 @@ class Origin:
 
 
 def judge(analysis: Analysis, case: Case) -> None:
+    leg_evidence = _stitch_legs(analysis, case)  # first: the legs' log lines feed the verdicts
     for reset in analysis.resets:
         _verdict(case, reset)
+        reset.evidence.extend(leg_evidence.get(reset.id, []))
     _inherit_follow_ups(analysis)
     _shared_device(analysis, case)
-    _explain_legs(analysis, case)
     _mark_both_directions(analysis)
     analysis.incidents = incidents(analysis.resets)
     analysis.summary = summarize(analysis)
@@ -1098,17 +1099,21 @@ def _verdict(case: Case, reset: Reset) -> None:
     reset.display_filter = display_filter(reset)
 
 
-def _explain_legs(analysis: Analysis, case: Case) -> None:
-    """Tie each reset on a proxied connection to the proxy's other leg (hop stitching)."""
+def _stitch_legs(analysis: Analysis, case: Case) -> dict[str, list[Evidence]]:
+    """Hop stitching: tie each reset on a proxied connection to the proxy's other leg, and give it the
+    proxy's log lines about that client connection (access-log client port, then the error log's
+    connection number), which time alone cannot place. Returns the leg evidence per reset id."""
     from resetlens.vantage.stitch import describe, stitch
 
     legs = stitch(analysis, case.hosts.by_vantage)
     if not legs:
-        return
-    index: dict[tuple, tuple[str, object]] = {}
+        return {}
+    index: dict[tuple, tuple[str, Any]] = {}
     for leg in legs:
         for side, conn in (("front", leg.front), ("back", leg.back)):
             index[(conn.orig_h, conn.orig_p, conn.resp_h, conn.resp_p)] = (side, leg)
+    out: dict[str, list[Evidence]] = defaultdict(list)
+    used: set[int] = set()
     for r in analysis.resets:
         hit = None
         for s in r.seen_at:
@@ -1120,7 +1125,7 @@ def _explain_legs(analysis: Analysis, case: Case) -> None:
         side, leg = hit
         other = leg.back if side == "front" else leg.front
         r.flow = f"{leg.front.uid}+{leg.back.uid}"
-        r.evidence.append(
+        out[r.id].append(
             Evidence(
                 "other_leg",
                 cat.evidence_text(
@@ -1138,6 +1143,35 @@ def _explain_legs(analysis: Analysis, case: Case) -> None:
                 0.3,
             )
         )
+        for n, line in _leg_lines(analysis, leg.front):
+            if all((x.path, x.line) != (line.path, line.line) for x in r.logs):
+                line.match = f"proxy leg: client port {leg.front.orig_p}"
+                r.logs.append(line)
+                used.add(n)
+    if used:
+        analysis.context_logs = [x for n, x in enumerate(analysis.context_logs) if n not in used]
+    return out
+
+
+def _leg_lines(analysis: Analysis, front: Any) -> list[tuple[int, Any]]:
+    """Context log lines about one client connection of a proxy: by client address and port, and the nginx
+    error lines sharing those access lines' connection number."""
+    port, addr = front.orig_p, front.orig_h
+    found = []
+    for n, x in enumerate(analysis.context_logs):
+        f = x.fields
+        if (f.get("remote_port") == port and f.get("remote_addr", addr) == addr) or f.get(
+            "client_port"
+        ) == port:
+            found.append((n, x))
+    conns = {x.fields.get("connection") for _, x in found if x.kind == "nginx-access"} - {None}
+    if conns:
+        found += [
+            (n, x)
+            for n, x in enumerate(analysis.context_logs)
+            if x.kind == "nginx-error" and x.fields.get("connection") in conns
+        ]
+    return found
 
 
 def _shared_device(analysis: Analysis, case: Case) -> None:
