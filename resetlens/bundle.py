@@ -166,6 +166,11 @@ def is_capture(path: Path) -> bool:
         return True
     if path.suffix:  # a named non-capture file (.log, .json, ...): do not sniff
         return False
+    return has_capture_magic(path)
+
+
+def has_capture_magic(path: Path) -> bool:
+    """The file starts like a capture (pcap, pcapng or gzip)."""
     try:
         with path.open("rb") as f:
             head = f.read(4)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -201,3 +202,15 @@ def test_captures_logs_and_hosts_from_flags() -> None:
     assert {"nginx-error", "haproxy"} <= sources.keys()
     bad = run("analyze", "--capture", f"x={b / 'captures' / 'server.pcap'}", "--log", "bogus=/etc/hostname")
     assert bad.returncode == 2 and "unknown log kind" in bad.stderr
+
+
+def test_non_utf8_file_names_render(tmp_path: Path) -> None:
+    """Archives carry file names that are not UTF-8: they are shown escaped, never a crash."""
+    raw = os.fsencode(tmp_path) + b"/caf\xe9-\xff.pcap"
+    with open(raw, "wb") as f:
+        f.write((CORPUS_PCAPS / "zeek_pop3_pop3.pcap").read_bytes())
+    name = os.fsdecode(raw)
+    html, md = tmp_path / "r.html", tmp_path / "r.md"
+    p = run("analyze", name, "--html", str(html), "--md", str(md), "--quiet")
+    assert p.returncode == 0, p.stderr
+    assert "caf" in html.read_text(encoding="utf-8") and "caf" in md.read_text(encoding="utf-8")

@@ -26,7 +26,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from resetlens.bundle import CAPTURE_MAGICS, MANIFEST, CaptureSpec, guess_log_kind
+from resetlens.bundle import MANIFEST, CaptureSpec, guess_log_kind, has_capture_magic
 
 # Consecutive stamps of one vantage further apart than this are two captures, not one rotation.
 SERIES_GAP_S = 6 * 3600
@@ -263,12 +263,7 @@ def content_hash(root: Path, files: list[Path]) -> str:
 
 
 def _sniff(path: Path) -> bool:
-    try:
-        with path.open("rb") as f:
-            head = f.read(4)
-    except OSError:
-        return False
-    return any(head.startswith(m) for m in CAPTURE_MAGICS)
+    return has_capture_magic(path)
 
 
 def _stamp_seconds(m: re.Match[str]) -> float | None:

@@ -626,4 +626,4 @@ def write_html(
     target = Path(path)
     html_dir = target.parent if str(target.parent) else Path(".")
     page = render_html(analysis, snippets_dir=Path(snippets_dir) if snippets_dir else None, html_dir=html_dir)
-    atomic_write(target, page.encode("utf-8"))
+    atomic_write(target, page.encode("utf-8", "backslashreplace"))

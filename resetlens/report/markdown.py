@@ -165,4 +165,4 @@ def write_markdown(analysis: Analysis, path: str | os.PathLike[str]) -> None:
     if str(path) == "-":
         print(body)
         return
-    atomic_write(Path(path), body.encode("utf-8"))
+    atomic_write(Path(path), body.encode("utf-8", "backslashreplace"))
