@@ -2,6 +2,7 @@
 """Time resetlens against the I/O floor and the usual tools on one synthetic capture.
 
     bench_analyze.py [--size-mb 1000] [--runs 3] [--slow-runs N] [--quick] [--seed 1] [--only a,b] [--skip a,b]
+                     [--format pcap|pcap-ns|pcapng] [--gzip]
 
 Generates benchmarks/data/bench-<size>mb-s<seed>.pcap with gen_pcap.py (or reuses it), warms the page
 cache, then runs every method once per round, interleaved, for --runs rounds. Each run is a whole process
@@ -17,6 +18,7 @@ import argparse
 import json
 import os
 import platform
+import shlex
 import shutil
 import stat
 import statistics
@@ -87,6 +89,7 @@ class Method:
     stdout_file: bool = False  # keep stdout (for counting) instead of discarding it
     count: str = "none"  # how the RST count is obtained: "lines", "int", "tcpdump", "analyze", "none"
     skip: str = ""  # why this row cannot run (set when a resetlens piece is missing)
+    check_argv: list[str] = field(default_factory=list)  # untimed run whose stdout lines count the RSTs
     walls: list[float] = field(default_factory=list)
     rss_kib: list[int] = field(default_factory=list)
     cpus: list[float] = field(default_factory=list)  # user + sys seconds per run
@@ -127,9 +130,10 @@ def check_dev_null() -> None:
         sys.exit(f"{os.devnull} is not a character device any more (recreate: mknod -m 666 /dev/null c 1 3)")
 
 
-def ensure_capture(size_mb: float, seed: int) -> tuple[Path, dict]:
+def ensure_capture(size_mb: float, seed: int, fmt: str = "pcap", gz: bool = False) -> tuple[Path, dict]:
     DATA.mkdir(parents=True, exist_ok=True)
-    path = DATA / f"bench-{size_mb:g}mb-s{seed}.pcap"
+    stem = f"bench-{size_mb:g}mb-s{seed}" + ("" if fmt == "pcap" else f"-{fmt}")
+    path = DATA / (stem + (".pcapng" if fmt == "pcapng" else ".pcap") + (".gz" if gz else ""))
     truth_path = Path(str(path) + ".truth.json")
     if not (path.exists() and truth_path.exists()):
         print(f"generating {path} ...", file=sys.stderr)
@@ -142,8 +146,10 @@ def ensure_capture(size_mb: float, seed: int) -> tuple[Path, dict]:
             str(size_mb),
             "--seed",
             str(seed),
+            "--format",
+            fmt,
         ]
-        subprocess.run(cmd, check=True)
+        subprocess.run(cmd + (["--gzip"] if gz else []), check=True)
     return path, json.loads(truth_path.read_text())
 
 
@@ -160,29 +166,37 @@ def resetlens_state() -> tuple[str, str]:
     return reader, analyze
 
 
-def build_methods(f: Path) -> list[Method]:
+def tcpdump_method(name: str, label: str, fs: str, bpf: str, gz: bool) -> Method:
+    """tcpdump over the file; a gzip file is piped in through zcat (libpcap does not read gzip)."""
+    if not gz:
+        argv = ["tcpdump", "-r", fs, "-w", "/dev/null", bpf]
+        check = ["tcpdump", "-r", fs, "-nn", "-q", bpf]
+    else:
+        feed = f"zcat {shlex.quote(fs)} | tcpdump -r -"
+        argv = ["sh", "-c", f"{feed} -w /dev/null {shlex.quote(bpf)}"]
+        check = ["sh", "-c", f"{feed} -nn -q {shlex.quote(bpf)}"]
+        label = label.replace("`tcpdump -r F", "`zcat F | tcpdump -r -")
+    return Method(name, label, argv, count="tcpdump", check_argv=check)
+
+
+def build_methods(f: Path, gz: bool = False) -> list[Method]:
     fs = str(f)
     tshark = ["tshark", "-r", fs, "-n", "-Y", "tcp.flags.reset==1", "-T", "fields"]
     for name in TSHARK_FIELDS:
         tshark += ["-e", name]
     reader_skip, analyze_skip = resetlens_state()
     return [
-        Method("cat", "`cat F >/dev/null` (I/O floor)", ["cat", fs]),
+        Method("cat", "`zcat F >/dev/null` (decompression floor)", ["zcat", fs])
+        if gz
+        else Method("cat", "`cat F >/dev/null` (I/O floor)", ["cat", fs]),
         Method(
-            "py_read", "Python `readinto` 16 MiB blocks (Python I/O floor)", [PYTHON, "-c", PY_READ_CODE, fs]
+            "py_read",
+            "Python `readinto` 16 MiB blocks (Python I/O floor)",
+            [PYTHON, "-c", PY_READ_CODE, fs],
+            skip="not meaningful on a gzip file" if gz else "",
         ),
-        Method(
-            "tcpdump_v4",
-            "`tcpdump -r F -w /dev/null '<v4 BPF>'`",
-            ["tcpdump", "-r", fs, "-w", "/dev/null", BPF_V4],
-            count="tcpdump",
-        ),
-        Method(
-            "tcpdump_v46",
-            "`tcpdump -r F -w /dev/null '<v4+v6 BPF>'`",
-            ["tcpdump", "-r", fs, "-w", "/dev/null", BPF_V46],
-            count="tcpdump",
-        ),
+        tcpdump_method("tcpdump_v4", "`tcpdump -r F -w /dev/null '<v4 BPF>'`", fs, BPF_V4, gz),
+        tcpdump_method("tcpdump_v46", "`tcpdump -r F -w /dev/null '<v4+v6 BPF>'`", fs, BPF_V46, gz),
         Method(
             "tshark",
             "`tshark -r F -Y tcp.flags.reset==1 -T fields ...`",
@@ -223,8 +237,7 @@ def count_found(m: Method, f: Path, out_path: Path) -> int | None:
         text = out_path.read_text().strip().splitlines()
         return int(text[-1]) if text else None
     if m.count == "tcpdump":  # same filter, text output: one line per matching packet
-        argv = [a for a in m.argv if a not in ("-w", "/dev/null")]
-        proc = subprocess.run([*argv[:-1], "-nn", "-q", argv[-1]], capture_output=True, timeout=RUN_TIMEOUT)
+        proc = subprocess.run(m.check_argv, capture_output=True, timeout=RUN_TIMEOUT)
         return proc.stdout.count(b"\n")
     if m.count == "analyze":
         json_path = DATA / "analyze-check.json"
@@ -282,12 +295,16 @@ def main(argv: list[str] | None = None) -> int:
     )
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--quick", action="store_true", help="100 MB file, for iterating")
+    ap.add_argument("--format", choices=("pcap", "pcap-ns", "pcapng"), default="pcap", help="capture format")
+    ap.add_argument(
+        "--gzip", action="store_true", help="gzip-compressed capture (cat/tcpdump rows go via zcat)"
+    )
     ap.add_argument("--only", default="", help="comma-separated method names to run (cat always runs)")
     ap.add_argument("--skip", default="", help="comma-separated method names to leave out")
     args = ap.parse_args(argv)
     size = 100.0 if args.quick else args.size_mb
-    f, truth = ensure_capture(size, args.seed)
-    methods = build_methods(f)
+    f, truth = ensure_capture(size, args.seed, args.format, args.gzip)
+    methods = build_methods(f, args.gzip)
     only = {n for n in args.only.split(",") if n} | {"cat"} if args.only else set()
     skip = {n for n in args.skip.split(",") if n}
     for m in methods:
@@ -337,7 +354,7 @@ def report(methods: list[Method], f: Path, truth: dict, runs: int, loads: list[f
     cpu_med = {m.name: statistics.median(m.cpus) for m in methods if m.cpus}
     tcpdump_cpu = cpu_med.get("tcpdump_v46")
     expected = truth["rst_packets_total"]
-    gb = truth["file_bytes"] / 1e9
+    gb = truth.get("uncompressed_bytes", truth["file_bytes"]) / 1e9  # per GB of capture data, before gzip
     info = machine()
     print()
     print(f"machine: {info['nproc']} CPUs ({info['cpu']}), {info['mem_gib']} GiB, Linux {info['kernel']}")
@@ -412,7 +429,10 @@ def report(methods: list[Method], f: Path, truth: dict, runs: int, loads: list[f
         "skipped": {m.name: m.skip or m.error for m in methods if not m.walls},
         "targets": verdicts,
     }
-    out = DATA / f"results-{f.stem.removeprefix('bench-')}.json"
+    out = (
+        DATA
+        / f"results-{f.name.split('.')[0].removeprefix('bench-')}{'-gz' if f.suffix == '.gz' else ''}.json"
+    )
     out.write_text(json.dumps(result, indent=1))
     print(f"\nresults: {out}")
 
