@@ -367,9 +367,7 @@ class Generator:
         cl.nxt = cl.isn + 1
         if c.kind == "rst_syn":
             self.tcp(c, t + rtt_s, False, RST | ACK, 0, cl.nxt, 0, 0, ip_id=0, rst_sender="server")
-            if (
-                rng.random() < 0.15
-            ):  # the client's stack retries once before giving up on an unanswered... here refused again
+            if rng.random() < 0.15:  # the application retries the same socket a second later: refused again
                 self.tcp(c, t + 1.0, True, SYN, cl.isn, 0, syn_win, 0, syn_opts)
                 self.tcp(c, t + 1.0 + rtt_s, False, RST | ACK, 0, cl.nxt, 0, 0, ip_id=0, rst_sender="server")
             self._finish(c)
