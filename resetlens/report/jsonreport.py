@@ -12,11 +12,12 @@ import math
 import os
 import sys
 import tempfile
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
 from resetlens.errors import ResetlensError
-from resetlens.model import FORMAT, Analysis
+from resetlens.model import FORMAT, Analysis, Connection
 
 
 def _plain(value: Any) -> Any:
@@ -38,23 +39,69 @@ def _plain(value: Any) -> Any:
     return str(value)
 
 
+# The one list that grows with the capture (a row per TCP connection): streamed row by row, one per line.
+STREAMED = "connections"
+
+
+def _connection_row(c: Any, names: tuple[str, ...]) -> str:
+    row = {}
+    for n in names:
+        v = getattr(c, n)
+        row[n] = v if not isinstance(v, float) or math.isfinite(v) else None
+    return json.dumps(row, ensure_ascii=False, allow_nan=False)
+
+
+def iter_json(analysis: Analysis) -> Iterator[str]:
+    """The analysis as contract JSON text, in pieces (stable key order; connections one row per line), so
+    a capture with a million connections is never held as one dict or one string."""
+    names = tuple(f.name for f in dataclasses.fields(Analysis))
+    conn_names = tuple(f.name for f in dataclasses.fields(Connection))
+    yield "{\n"
+    for i, name in enumerate(names):
+        sep = ",\n" if i < len(names) - 1 else "\n"
+        key = json.dumps(name)
+        if name == STREAMED:
+            rows = getattr(analysis, name)
+            if not rows:
+                yield f" {key}: []{sep}"
+                continue
+            yield f" {key}: [\n"
+            last = len(rows) - 1
+            for j, c in enumerate(rows):
+                yield "  " + _connection_row(c, conn_names) + (",\n" if j < last else "\n")
+            yield f" ]{sep}"
+            continue
+        value = getattr(analysis, name)
+        if dataclasses.is_dataclass(value) or isinstance(value, list):
+            value = _asdict_list(value)
+        text = json.dumps(_plain(value), indent=1, ensure_ascii=False, allow_nan=False)
+        yield f" {key}: " + text.replace("\n", "\n ") + sep
+    yield "}\n"
+
+
+def _asdict_list(value: Any) -> Any:
+    if isinstance(value, list):
+        return [dataclasses.asdict(v) if dataclasses.is_dataclass(v) else v for v in value]
+    return dataclasses.asdict(value)
+
+
 def dumps(analysis: Analysis) -> str:
     """The analysis as contract JSON text (UTF-8 safe, stable key order, trailing newline)."""
-    return json.dumps(_plain(analysis.to_dict()), indent=1, ensure_ascii=False, allow_nan=False) + "\n"
+    return "".join(iter_json(analysis))
 
 
 def write_json(analysis: Analysis, path_or_dash: str | os.PathLike[str]) -> None:
-    """Write the analysis as contract JSON to a file (atomically) or to stdout for '-'."""
-    text = dumps(analysis)
+    """Write the analysis as contract JSON to a file (atomically) or to stdout for '-', streamed."""
     if str(path_or_dash) == "-":
-        sys.stdout.write(text)
+        for piece in iter_json(analysis):
+            sys.stdout.write(piece)
         sys.stdout.flush()
         return
-    atomic_write(Path(path_or_dash), text.encode("utf-8"))
+    atomic_write_stream(Path(path_or_dash), (p.encode("utf-8") for p in iter_json(analysis)))
 
 
-def atomic_write(path: Path, data: bytes) -> None:
-    """Write data to path through a temp file in the same folder and a rename (no half-written file)."""
+def atomic_write_stream(path: Path, pieces: Iterable[bytes]) -> None:
+    """Like atomic_write, for data produced piece by piece (never all in memory)."""
     folder = path.parent if str(path.parent) else Path(".")
     try:
         folder.mkdir(parents=True, exist_ok=True)
@@ -62,8 +109,9 @@ def atomic_write(path: Path, data: bytes) -> None:
     except OSError as exc:
         raise ResetlensError(f"cannot write: {exc.strerror or exc}", path=str(path)) from None
     try:
-        with os.fdopen(fd, "wb") as out:
-            out.write(data)
+        with os.fdopen(fd, "wb", buffering=1 << 20) as out:
+            for piece in pieces:
+                out.write(piece)
         os.chmod(tmp, 0o644)
         os.replace(tmp, path)
     except OSError as exc:
@@ -72,6 +120,11 @@ def atomic_write(path: Path, data: bytes) -> None:
         except OSError:
             pass
         raise ResetlensError(f"cannot write: {exc.strerror or exc}", path=str(path)) from None
+
+
+def atomic_write(path: Path, data: bytes) -> None:
+    """Write data to path through a temp file in the same folder and a rename (no half-written file)."""
+    atomic_write_stream(path, (data,))
 
 
 def load_json(path: str | os.PathLike[str]) -> Analysis:
