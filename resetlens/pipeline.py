@@ -318,6 +318,8 @@ def locate_connections(analysis: Analysis, reads: list[VantageRead]) -> dict[tup
     Matched on the 4-tuple as written at any sighting (either direction); across a NAT that rewrote
     addresses, on both ports when that is unique (Linux masquerading keeps ports where it can).
     """
+    if len(reads) < 2:
+        return {}  # one capture: every sighting already names its connection
     by_tuple: dict[str, dict[tuple, list[Connection]]] = {}
     by_ports: dict[str, dict[tuple, list[Connection]]] = {}
     for r in reads:

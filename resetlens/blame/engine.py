@@ -477,14 +477,16 @@ def _fingerprints(reset: Reset, claimed: str, ev: list[Evidence]) -> None:
 
 
 def _direction(case: Case, s: Sighting) -> int:
-    rst = case.reads[s.vantage].rst
-    rows = np.flatnonzero(rst["frame"] == s.frame)
-    return int(rst["direction"][rows[0]]) if len(rows) else 0
+    rst = case.reads[s.vantage].rst  # in frame order
+    i = int(np.searchsorted(rst["frame"], s.frame))
+    return int(rst["direction"][i]) if i < len(rst) and int(rst["frame"][i]) == s.frame else 0
 
 
 def _lone_middlebox(case: Case) -> Host | None:
-    boxes = [h for h in case.hosts.hosts if h.role == "firewall"]
-    return boxes[0] if len(boxes) == 1 else None
+    if "lone_middlebox" not in case.facts:  # hosts can number thousands on a big capture: look once
+        boxes = [h for h in case.hosts.hosts if h.role == "firewall"]
+        case.facts["lone_middlebox"] = boxes[0] if len(boxes) == 1 else None
+    return case.facts["lone_middlebox"]
 
 
 # ---------------------------------------------------------------------------------------------
