@@ -169,11 +169,12 @@ def resetlens_state() -> tuple[str, str]:
 def tcpdump_method(name: str, label: str, fs: str, bpf: str, gz: bool) -> Method:
     """tcpdump over the file; a gzip file is piped in through zcat (libpcap does not read gzip)."""
     if not gz:
-        argv = ["tcpdump", "-r", fs, "-w", "/dev/null", bpf]
+        # -Z root: tcpdump run as root hands its -w file to user tcpdump, which would chown /dev/null
+        argv = ["tcpdump", "-Z", "root", "-r", fs, "-w", "/dev/null", bpf]
         check = ["tcpdump", "-r", fs, "-nn", "-q", bpf]
     else:
         feed = f"zcat {shlex.quote(fs)} | tcpdump -r -"
-        argv = ["sh", "-c", f"{feed} -w /dev/null {shlex.quote(bpf)}"]
+        argv = ["sh", "-c", f"{feed} -Z root -w /dev/null {shlex.quote(bpf)}"]
         check = ["sh", "-c", f"{feed} -nn -q {shlex.quote(bpf)}"]
         label = label.replace("`tcpdump -r F", "`zcat F | tcpdump -r -")
     return Method(name, label, argv, count="tcpdump", check_argv=check)
