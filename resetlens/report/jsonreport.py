@@ -16,6 +16,11 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
+try:  # a C JSON encoder: serialises dataclasses without copying them, 5-10x faster than json
+    import orjson
+except ImportError:  # pragma: no cover - the stdlib path below is complete on its own
+    orjson = None
+
 from resetlens.errors import ResetlensError
 from resetlens.model import FORMAT, Analysis, Connection
 
@@ -44,11 +49,29 @@ STREAMED = "connections"
 
 
 def _connection_row(c: Any, names: tuple[str, ...]) -> str:
+    if orjson is not None:
+        try:
+            return orjson.dumps(c).decode("utf-8")  # NaN/inf become null, field order kept
+        except orjson.JSONEncodeError:
+            pass  # e.g. a surrogate-escaped (non-UTF-8) name: the stdlib path below escapes it
     row = {}
     for n in names:
         v = getattr(c, n)
         row[n] = v if not isinstance(v, float) or math.isfinite(v) else None
     return json.dumps(row, ensure_ascii=False, allow_nan=False)
+
+
+def _value_text(value: Any) -> str:
+    """One top-level field as indented JSON."""
+    if orjson is not None:
+        try:
+            opts = orjson.OPT_INDENT_2 | orjson.OPT_NON_STR_KEYS | orjson.OPT_SERIALIZE_NUMPY
+            return orjson.dumps(value, default=_plain, option=opts).decode("utf-8")
+        except (orjson.JSONEncodeError, TypeError):
+            pass
+    if dataclasses.is_dataclass(value) or isinstance(value, list):
+        value = _asdict_list(value)
+    return json.dumps(_plain(value), indent=2, ensure_ascii=False, allow_nan=False)
 
 
 def iter_json(analysis: Analysis) -> Iterator[str]:
@@ -71,10 +94,7 @@ def iter_json(analysis: Analysis) -> Iterator[str]:
                 yield "  " + _connection_row(c, conn_names) + (",\n" if j < last else "\n")
             yield f" ]{sep}"
             continue
-        value = getattr(analysis, name)
-        if dataclasses.is_dataclass(value) or isinstance(value, list):
-            value = _asdict_list(value)
-        text = json.dumps(_plain(value), indent=1, ensure_ascii=False, allow_nan=False)
+        text = _value_text(getattr(analysis, name))
         yield f" {key}: " + text.replace("\n", "\n ") + sep
     yield "}\n"
 
