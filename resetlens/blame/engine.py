@@ -1309,11 +1309,11 @@ def incidents(resets: list[Reset]) -> list[Incident]:
         if cluster:
             out.append(_incident(len(out) + 1, cluster, role, host, kind, cause))
     out.sort(key=lambda i: (-len(i.resets), i.first_ts))
+    by_id = {r.id: r for r in resets}
     for n, inc in enumerate(out, 1):
         inc.id = f"I{n}"
-        for r in resets:
-            if r.id in inc.resets:
-                r.incident = inc.id
+        for rid in inc.resets:
+            by_id[rid].incident = inc.id
     return out
 
 
