@@ -445,5 +445,8 @@ def attach_logs(bundle: Bundle, analysis: Analysis, case: Case) -> None:
     for line in [*analysis.context_logs, *(x for r in analysis.resets for x in r.logs)]:
         if line.path and Path(line.path).is_absolute():
             line.path = bundle.display(Path(line.path))
+        fpath = line.fields.get("path") if isinstance(line.fields, dict) else None
+        if isinstance(fpath, str) and Path(fpath).is_absolute():
+            line.fields["path"] = bundle.display(Path(fpath))
     case.facts["logs"] = parsed
     case.facts["snapshots"] = snapshots
