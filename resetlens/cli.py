@@ -115,7 +115,8 @@ def _write_outputs(
         folder = html_out.parent / (html_out.stem + "-snippets")
         # Rotated multi-file vantages number frames across files: snippets are cut from single files only.
         sources = {c.vantage: c.paths[0] for c in bundle.captures if len(c.paths) == 1}
-        if analysis.resets and sources:
+        regular = not html_out.exists() or html_out.is_file()  # no snippet folder beside /dev/null
+        if analysis.resets and sources and regular:
             write_snippets(analysis, folder, sources)
         write_html(analysis, html_out, snippets_dir=folder if folder.is_dir() else None)
     if md_out:

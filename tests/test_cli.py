@@ -214,3 +214,18 @@ def test_non_utf8_file_names_render(tmp_path: Path) -> None:
     p = run("analyze", name, "--html", str(html), "--md", str(md), "--quiet")
     assert p.returncode == 0, p.stderr
     assert "caf" in html.read_text(encoding="utf-8") and "caf" in md.read_text(encoding="utf-8")
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="making a device node needs root")
+def test_outputs_to_a_device_write_through_it(tmp_path: Path) -> None:
+    """`--json /dev/null` must never replace the device with a file (a temp file renamed over it would).
+    A private null-device node stands in for /dev/null, so a regression cannot harm the machine."""
+    import stat
+
+    dev = tmp_path / "null"
+    os.mknod(dev, stat.S_IFCHR | 0o666, os.makedev(1, 3))
+    cap = f"v={CORPUS_PCAPS / 'zeek_pop3_pop3.pcap'}"
+    p = run("analyze", "--capture", cap, "--json", str(dev), "--html", str(dev), "--md", str(dev), "--quiet")
+    assert p.returncode == 0, p.stderr
+    assert stat.S_ISCHR(os.stat(dev).st_mode), "the device node was replaced by a file"
+    assert not (tmp_path / "null-snippets").exists()

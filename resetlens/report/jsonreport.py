@@ -121,7 +121,22 @@ def write_json(analysis: Analysis, path_or_dash: str | os.PathLike[str]) -> None
 
 
 def atomic_write_stream(path: Path, pieces: Iterable[bytes]) -> None:
-    """Like atomic_write, for data produced piece by piece (never all in memory)."""
+    """Like atomic_write, for data produced piece by piece (never all in memory).
+
+    A target that exists and is not a regular file (/dev/null, /dev/stdout, a FIFO) is written straight
+    through: renaming a temp file over it would replace the device itself."""
+    try:
+        special = path.exists() and not path.is_file()
+    except OSError:
+        special = False
+    if special:
+        try:
+            with open(path, "wb") as out:
+                for piece in pieces:
+                    out.write(piece)
+        except OSError as exc:
+            raise ResetlensError(f"cannot write: {exc.strerror or exc}", path=str(path)) from None
+        return
     folder = path.parent if str(path.parent) else Path(".")
     try:
         folder.mkdir(parents=True, exist_ok=True)
