@@ -80,7 +80,6 @@ class Bundle:
     captures: list[CaptureSpec] = field(default_factory=list)
     hosts: list[HostSpec] = field(default_factory=list)
     logs: list[LogSpec] = field(default_factory=list)
-    snapshots: Path | None = None  # folder of host snapshots (snapshots/<host>/<name>-before.txt)
     warnings: list[str] = field(default_factory=list)
 
     def display(self, path: Path) -> str:
@@ -104,9 +103,6 @@ def load_bundle(root: Path) -> Bundle:
     bundle = _from_manifest(root, manifest) if manifest.exists() else _discover(root)
     if not bundle.captures:
         raise ResetlensError("no capture files found (pcap, pcapng, optionally .gz)", path=str(root))
-    snapshots = root / "snapshots"
-    if bundle.snapshots is None and snapshots.is_dir():
-        bundle.snapshots = snapshots
     return bundle
 
 

@@ -16,7 +16,7 @@ import numpy as np
 
 from resetlens import __version__
 from resetlens.blame.engine import Case, judge
-from resetlens.bundle import Bundle, CaptureSpec, load_bundle
+from resetlens.bundle import Bundle, CaptureSpec
 from resetlens.capture import open_capture
 from resetlens.capture.table import PACKET_DTYPE, RST, flag_letters, halves_to_addr
 from resetlens.errors import ResetlensError
@@ -42,14 +42,6 @@ class VantageRead:
     offset: float = 0.0
 
 
-def analyze_path(path: Path) -> Analysis:
-    """A bundle folder or a single capture file -> Analysis (used by batch workers)."""
-    return analyze(load_bundle(path))
-
-
-analyze_bundle = analyze_path
-
-
 def analyze(bundle: Bundle) -> Analysis:
     reads = [read_vantage(spec, bundle) for spec in bundle.captures]
     if not any(r.summary.packets for r in reads):
@@ -58,9 +50,8 @@ def analyze(bundle: Bundle) -> Analysis:
     clocks = clock.align({r.spec.vantage: r.result.anchors for r in reads}, reference)
     for r in reads:
         _apply_clock(r, clocks[r.spec.vantage])
-    hosts = roles.resolve_hosts(
-        bundle, {r.spec.vantage: r.result.connections for r in reads}, _sent_ttls(reads)
-    )
+    ttls = _address_ttls(reads)
+    hosts = roles.resolve_hosts(bundle, {r.spec.vantage: r.result.connections for r in reads}, ttls)
     for r in reads:
         inferred = hosts.by_vantage.get(r.spec.vantage)
         if r.summary.host is None and inferred is not None:
@@ -79,7 +70,7 @@ def analyze(bundle: Bundle) -> Analysis:
     )
     flows, conn_at = gather_flows(analysis, reads)
     case = Case(analysis, {r.spec.vantage: r for r in reads}, hosts, flows, conn_at)
-    case.facts["sent_ttls"] = _address_ttls(reads)
+    case.facts["sent_ttls"] = ttls
     attach_logs(bundle, analysis, case)
     judge(analysis, case)
     return analysis
@@ -178,37 +169,20 @@ def _apply_clock(r: VantageRead, est: clock.ClockEstimate) -> None:
         c.ts += est.offset
 
 
-def _sent_ttls(reads: list[VantageRead]) -> dict[str, dict[str, set[int]]]:
-    out: dict[str, dict[str, set[int]]] = {}
+def _address_ttls(reads: list[VantageRead]) -> dict[str, dict[str, dict[int, int]]]:
+    """Per vantage, each source address's TTLs (TTL -> packets) over its non-RST anchor packets
+    (handshakes, first data): host roles read which TTLs occur, blame reads the most common."""
+    out: dict[str, dict[str, dict[int, int]]] = {}
     for r in reads:
         a = r.result.anchors
-        per: dict[str, set[int]] = defaultdict(set)
-        if len(a):
-            pairs = np.unique(
-                np.stack([a["src_hi"], a["src_lo"], a["ttl"].astype(np.uint64)], axis=1), axis=0
-            )
-            for hi, lo, ttl in pairs[:5000]:
-                per[halves_to_addr(hi, lo)].add(int(ttl))
-        out[r.spec.vantage] = per
-    return out
-
-
-def _address_ttls(reads: list[VantageRead]) -> dict[str, dict[str, int]]:
-    """Per vantage, the most common TTL of each source address's non-RST packets (handshakes, first data)."""
-    out: dict[str, dict[str, int]] = {}
-    for r in reads:
-        a = r.result.anchors
-        per: dict[str, int] = {}
+        per: dict[str, dict[int, int]] = defaultdict(dict)
         if a is not None and len(a):
             a = a[(a["flags"] & RST) == 0]
             keys = np.stack([a["src_hi"], a["src_lo"], a["ttl"].astype(np.uint64)], axis=1)
             uniq, counts = np.unique(keys, axis=0, return_counts=True)
-            best: dict[tuple[int, int], tuple[int, int]] = {}
             for (hi, lo, ttl), n in zip(uniq.tolist(), counts.tolist(), strict=True):
-                if n > best.get((hi, lo), (0, 0))[0]:
-                    best[(hi, lo)] = (n, ttl)
-            per = {halves_to_addr(hi, lo): ttl for (hi, lo), (_, ttl) in best.items()}
-        out[r.spec.vantage] = per
+                per[halves_to_addr(hi, lo)][ttl] = n
+        out[r.spec.vantage] = dict(per)
     return out
 
 
@@ -299,10 +273,6 @@ def _sighting(r: VantageRead, c: match.Copy) -> Sighting:
         ladder=ladder,
         flow_frames=frames,
     )
-
-
-def connections_of(analysis: Analysis, vantage: str) -> list[Connection]:
-    return [c for c in analysis.connections if c.vantage == vantage]
 
 
 # ---------------------------------------------------------------------------------------------

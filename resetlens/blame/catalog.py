@@ -284,9 +284,6 @@ TTL_MISMATCH = evidence_kind(
     "TTL {ttl} at {vantage}, but earlier packets from {claimed} in this connection arrive there with TTL "
     "{baseline}: the RST entered the path {hops} hop(s) {where} {claimed}.",
 )
-TTL_INITIAL_AT_SENDER = evidence_kind(
-    "ttl_initial", "TTL {ttl} at {vantage} is an initial value: the packet had not been routed yet."
-)
 DATA_AFTER_RST = evidence_kind(
     "data_after_rst",
     "{claimed} kept sending on this connection after 'its' RST (frames {frames} at {vantage}): it never reset it "
@@ -307,10 +304,6 @@ NAT_MAPPING = evidence_kind(
 )
 NOT_EFFECTIVE = evidence_kind(
     "not_effective", "This RST could not tear the connection down ({why}); it is not blamed."
-)
-CHALLENGE_ACK = evidence_kind(
-    "challenge_ack",
-    "The receiver answered with an ACK right after it (frame {frame}): the RST was rejected (RFC 5961).",
 )
 INJECTOR_FINGERPRINT = evidence_kind("injector_fingerprint", "Header fingerprint {what}.")
 ONLY_ONE_SIDE = evidence_kind(
@@ -352,9 +345,6 @@ TLS_HELLO = evidence_kind(
 MID_RESPONSE = evidence_kind("mid_response", "{sender} had sent {bytes} bytes of response before aborting.")
 UNREAD_REQUEST = evidence_kind(
     "unread_request", "{peer} had sent {bytes} bytes that {sender} never answered."
-)
-REPEATED_REJECTS = evidence_kind(
-    "repeated_rejects", "{count} connection attempts from {peer} were reset the same way within {window} s."
 )
 LOG_LINE = evidence_kind("log_line", "{kind} log ({path}:{line}): {summary}")
 HOST_STATE = evidence_kind("host_state", "{host} {what}")

@@ -27,7 +27,7 @@ from resetlens.blame.story import IDLE_GAP, TLS_HANDSHAKE_HEAD, Story, is_tls_re
 from resetlens.capture.table import DIR_IN, DIR_OUT, addr_to_halves
 from resetlens.evidence.snapshots import rule_matches_port
 from resetlens.model import Analysis, Evidence, Host, Incident, Reset, Sender, Sighting
-from resetlens.vantage.roles import INITIAL_TTLS, HostMap, sender_role
+from resetlens.vantage.roles import HostMap, sender_role
 
 # Origin strengths (probability the origin verdict is right given the strongest evidence).
 PROOF_PRESENCE = 0.97  # seen at / absent from the claimed sender's own capture
@@ -256,7 +256,8 @@ def _origin(case: Case, reset: Reset) -> Origin:
         base = st.sender_ttl_baseline
         if base is None:
             # No earlier packet from the sender in this connection: its other connections at this vantage.
-            addr_ttl = (case.facts.get("sent_ttls") or {}).get(s.vantage, {}).get(s.src)
+            counts = (case.facts.get("sent_ttls") or {}).get(s.vantage, {}).get(s.src)
+            addr_ttl = max(counts, key=counts.get) if counts else None
             if addr_ttl is not None and addr_ttl != s.ttl:
                 ttl_votes.append(False)
                 where = "closer to this vantage than" if s.ttl > addr_ttl else "farther away than"
@@ -1372,7 +1373,3 @@ def verdict_paragraph(analysis: Analysis) -> str:
     if unknown:
         parts.append(f"{unknown} reset(s) stay unexplained; their evidence lists say what is missing.")
     return " ".join(parts)
-
-
-def initial_ttl(ttl: int) -> bool:
-    return ttl in INITIAL_TTLS

@@ -54,9 +54,9 @@ def sender_role(host: Host | None) -> str:
 def resolve_hosts(
     bundle: Bundle,
     connections: dict[str, list[Connection]],
-    sent_ttls: dict[str, dict[str, set[int]]],
+    sent_ttls: dict[str, dict[str, dict[int, int]]],
 ) -> HostMap:
-    """connections: per vantage; sent_ttls: per vantage, address -> TTLs of packets it sent there."""
+    """connections: per vantage; sent_ttls: per vantage, address -> {TTL: packets} it sent there."""
     hosts: list[Host] = [
         Host(h.name, h.role, [_norm(a) for a in h.addresses], "manifest") for h in bundle.hosts
     ]
@@ -125,7 +125,7 @@ def _overlaps(a: list[tuple[float, float]], o: list[tuple[float, float]]) -> boo
     return bool(np.any(stops[idx[ok]] >= ov[ok, 0]))
 
 
-def _own_address(conns: list[Connection], ttls: dict[str, set[int]]) -> str | None:
+def _own_address(conns: list[Connection], ttls: dict[str, dict[int, int]]) -> str | None:
     if not conns:
         return None
     count: dict[str, int] = defaultdict(int)
