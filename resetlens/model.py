@@ -8,6 +8,7 @@ so a saved analysis re-renders without re-reading captures (`resetlens report`).
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -189,7 +190,7 @@ class Analysis:
     format: int = FORMAT
     resetlens_version: str = ""
     captures: list[CaptureSummary] = field(default_factory=list)
-    connections: list[Connection] = field(default_factory=list)
+    connections: Sequence[Connection] = field(default_factory=list)  # a list, or columnar (tcp.conntable)
     resets: list[Reset] = field(default_factory=list)
     summary: dict[str, Any] = field(default_factory=dict)
     # extensions
@@ -205,7 +206,10 @@ class Analysis:
     warnings: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        # connections may be a columnar resetlens.tcp.conntable.ConnectionTable: rows one by one
+        out = dataclasses.asdict(dataclasses.replace(self, connections=[]))
+        out["connections"] = [dataclasses.asdict(c) for c in self.connections]
+        return out
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Analysis:

@@ -22,6 +22,7 @@ from resetlens.capture.table import PACKET_DTYPE, RST, flag_letters, halves_to_a
 from resetlens.errors import ResetlensError
 from resetlens.model import Analysis, CaptureSummary, Connection, Reset, Sighting
 from resetlens.tcp import analyze_vantage
+from resetlens.tcp.conntable import ConnectionTable, as_table
 from resetlens.vantage import clock, match, roles
 
 LADDER_BEFORE = 12  # packets of the flow shown before the RST in a ladder diagram
@@ -60,7 +61,7 @@ def analyze(bundle: Bundle) -> Analysis:
     analysis = Analysis(
         resetlens_version=__version__,
         captures=[r.summary for r in reads],
-        connections=[c for r in reads for c in r.result.connections],
+        connections=ConnectionTable.concat(r.result.connections for r in reads),
         resets=resets,
         title=bundle.title,
         bundle=_shown_path(bundle.root),
@@ -145,6 +146,7 @@ def read_vantage(spec: CaptureSpec, bundle: Bundle | None = None) -> VantageRead
         tcp_packets=sum(i.tcp_packets for i in infos),
         bytes=sum(i.bytes for i in infos),
     )
+    result.connections = as_table(result.connections)
     records = {int(rec.frame): rec for rec in result.resets}
     return VantageRead(spec, summary, result, rst, segments, records)
 
@@ -165,8 +167,7 @@ def _apply_clock(r: VantageRead, est: clock.ClockEstimate) -> None:
     if s.last_ts is not None:
         s.last_ts += est.offset
     r.rst["ts"] += est.offset
-    for c in r.result.connections:
-        c.ts += est.offset
+    r.result.connections.shift(r.spec.vantage, est.offset)
 
 
 def _address_ttls(reads: list[VantageRead]) -> dict[str, dict[str, dict[int, int]]]:
@@ -290,14 +291,20 @@ def locate_connections(analysis: Analysis, reads: list[VantageRead]) -> dict[tup
     """
     if len(reads) < 2:
         return {}  # one capture: every sighting already names its connection
-    by_tuple: dict[str, dict[tuple, list[Connection]]] = {}
-    by_ports: dict[str, dict[tuple, list[Connection]]] = {}
+    by_tuple: dict[str, dict[tuple, list[int]]] = {}  # vantage -> 4-tuple -> row numbers in its table
+    by_ports: dict[str, dict[tuple, list[int]]] = {}
+    tables: dict[str, ConnectionTable] = {}
     for r in reads:
-        t: dict[tuple, list[Connection]] = defaultdict(list)
-        p: dict[tuple, list[Connection]] = defaultdict(list)
-        for c in r.result.connections:
-            t[frozenset(((c.orig_h, c.orig_p), (c.resp_h, c.resp_p)))].append(c)
-            p[frozenset((c.orig_p, c.resp_p))].append(c)
+        t: dict[tuple, list[int]] = defaultdict(list)
+        p: dict[tuple, list[int]] = defaultdict(list)
+        table = tables[r.spec.vantage] = r.result.connections
+        cols = zip(
+            table.text("orig"), table.rows["orig_p"].tolist(), table.text("resp"), table.rows["resp_p"].tolist(),
+            strict=True,
+        )  # fmt: skip
+        for i, (oh, op, rh, rp) in enumerate(cols):
+            t[frozenset(((oh, op), (rh, rp)))].append(i)
+            p[frozenset((op, rp))].append(i)
         by_tuple[r.spec.vantage] = t
         by_ports[r.spec.vantage] = p
     found: dict[tuple[str, str], Connection] = {}
@@ -310,9 +317,10 @@ def locate_connections(analysis: Analysis, reads: list[VantageRead]) -> dict[tup
             if v in seen:
                 continue
             err = (r.summary.clock_offset_error or 0.0) + CONN_SLACK
-            cands = [c for tup in tuples for c in by_tuple[v].get(tup, [])]
-            if not cands:
-                cands = [c for pp in ports for c in by_ports[v].get(pp, [])]
+            rows = [i for tup in tuples for i in by_tuple[v].get(tup, [])]
+            if not rows:
+                rows = [i for pp in ports for i in by_ports[v].get(pp, [])]
+            cands = [tables[v][i] for i in rows]
             cands = [c for c in cands if c.ts - err <= reset.ts <= c.ts + (c.duration or 0.0) + err]
             if cands:
                 found[(reset.id, v)] = min(cands, key=lambda c: abs(c.ts - reset.ts))

@@ -61,6 +61,34 @@ def _connection_row(c: Any, names: tuple[str, ...]) -> str:
     return json.dumps(row, ensure_ascii=False, allow_nan=False)
 
 
+def _table_rows(table: Any) -> Iterator[str] | None:
+    """Rows of a columnar ConnectionTable as JSON text without building Connection objects, or None when
+    a value needs the general path (a non-finite float). Only the vantage (user text) needs escaping:
+    addresses, state codes and history letters are produced by resetlens from fixed alphabets."""
+    cols = table.columns()
+    if not all(math.isfinite(x) for x in cols["ts"]) or not all(math.isfinite(x) for x in cols["duration"]):
+        return None
+    quoted: dict[str, str] = {}
+
+    def q(text: str) -> str:
+        got = quoted.get(text)
+        if got is None:
+            got = quoted[text] = json.dumps(text, ensure_ascii=False)
+        return got
+
+    rows = zip(
+        cols["vantage"], cols["ts"], cols["orig_h"], cols["orig_p"], cols["resp_h"], cols["resp_p"],
+        cols["conn_state"], cols["history"], cols["duration"], cols["orig_bytes"], cols["resp_bytes"],
+        cols["uid"], cols["orig_pkts"], cols["resp_pkts"], cols["first_frame"], cols["last_frame"], strict=True,
+    )  # fmt: skip
+    return (
+        f'{{"vantage":{q(v)},"ts":{ts!r},"orig_h":"{oh}","orig_p":{op},"resp_h":"{rh}","resp_p":{rp},'
+        f'"conn_state":"{st}","history":{q(h)},"duration":{du!r},"orig_bytes":{ob},"resp_bytes":{rb},'
+        f'"uid":{q(u)},"orig_pkts":{opk},"resp_pkts":{rpk},"first_frame":{ff},"last_frame":{lf}}}'
+        for v, ts, oh, op, rh, rp, st, h, du, ob, rb, u, opk, rpk, ff, lf in rows
+    )
+
+
 def _value_text(value: Any) -> str:
     """One top-level field as indented JSON."""
     if orjson is not None:
@@ -89,9 +117,12 @@ def iter_json(analysis: Analysis) -> Iterator[str]:
                 yield f" {key}: []{sep}"
                 continue
             yield f" {key}: [\n"
+            lines = _table_rows(rows) if hasattr(rows, "columns") else None
+            if lines is None:
+                lines = (_connection_row(c, conn_names) for c in rows)
             last = len(rows) - 1
-            for j, c in enumerate(rows):
-                yield "  " + _connection_row(c, conn_names) + (",\n" if j < last else "\n")
+            for j, line in enumerate(lines):
+                yield "  " + line + (",\n" if j < last else "\n")
             yield f" ]{sep}"
             continue
         text = _value_text(getattr(analysis, name))

@@ -9,13 +9,14 @@ every connection it holds whose own packets leave with an initial TTL (never rou
 from __future__ import annotations
 
 import ipaddress
-from collections import defaultdict
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from resetlens.bundle import Bundle
 from resetlens.model import Connection, Host
+from resetlens.tcp.conntable import STATE_INDEX, ConnectionTable, address_texts, as_table
 
 INITIAL_TTLS = (255, 128, 64, 60, 32, 30)  # common initial TTL / hop-limit values of real stacks
 OWN_SHARE = 0.9  # an address in at least this share of a capture's connections may be its host's
@@ -53,7 +54,7 @@ def sender_role(host: Host | None) -> str:
 
 def resolve_hosts(
     bundle: Bundle,
-    connections: dict[str, list[Connection]],
+    connections: Mapping[str, Sequence[Connection] | ConnectionTable],
     sent_ttls: dict[str, dict[str, dict[int, int]]],
 ) -> HostMap:
     """connections: per vantage; sent_ttls: per vantage, address -> {TTL: packets} it sent there."""
@@ -64,7 +65,8 @@ def resolve_hosts(
     for h in hosts:
         for a in h.addresses:
             hmap.by_address[a] = h
-    inferred = _infer_roles(connections)
+    tables = {v: as_table(c) for v, c in connections.items()}
+    inferred = _infer_roles(ConnectionTable.concat(tables.values()))
     for addr, (role, reason) in sorted(inferred.items()):
         if addr in hmap.by_address:
             continue
@@ -77,63 +79,86 @@ def resolve_hosts(
         if spec.host and spec.host in by_name:
             hmap.by_vantage[v] = by_name[spec.host]
             continue
-        own = _own_address(connections.get(v, []), sent_ttls.get(v, {}))
+        own = _own_address(tables.get(v, ConnectionTable.empty()), sent_ttls.get(v, {}))
         hmap.by_vantage[v] = hmap.by_address.get(own) if own else None
     return hmap
 
 
-def _infer_roles(connections: dict[str, list[Connection]]) -> dict[str, tuple[str, str]]:
-    # Addresses in Connection rows come from the packet table and are canonical already: no parsing.
-    answered: dict[str, list[tuple[float, float]]] = defaultdict(list)  # addr -> spans it answered
-    originated: dict[str, list[tuple[float, float]]] = defaultdict(list)
-    for conns in connections.values():
-        for c in conns:
-            if c.history.startswith("^") or c.conn_state == "OTH":
-                continue  # direction not known for midstream connections
-            span = (c.ts, c.ts + (c.duration or 0.0))
-            originated[c.orig_h].append(span)
-            answered[c.resp_h].append(span)
+def _address_ids(table: ConnectionTable) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """Per row an id for its originator and for its responder address, and each id's address text."""
+    r = table.rows
+    pairs = np.empty(2 * len(r), dtype=[("hi", "u8"), ("lo", "u8")])
+    pairs["hi"] = np.concatenate([r["orig_hi"], r["resp_hi"]])
+    pairs["lo"] = np.concatenate([r["orig_lo"], r["resp_lo"]])
+    uniq, inv = np.unique(pairs, return_inverse=True)
+    inv = inv.reshape(-1)
+    return inv[: len(r)], inv[len(r) :], address_texts(uniq["hi"], uniq["lo"])
+
+
+def _infer_roles(table: ConnectionTable) -> dict[str, tuple[str, str]]:
+    # Addresses in the rows come from the packet table and are canonical already: no parsing.
+    if not len(table):
+        return {}
+    r = table.rows
+    # direction not known for midstream connections
+    known = (r["state"] != STATE_INDEX["OTH"]) & ~np.array([h[:1] == "^" for h in table.history], dtype=bool)
+    orig, resp, texts = _address_ids(table)
+    orig, resp = orig[known], resp[known]
+    start = r["ts"][known]
+    stop = start + np.nan_to_num(r["duration"][known])
+    n_orig = np.bincount(orig, minlength=len(texts))
+    n_resp = np.bincount(resp, minlength=len(texts))
+    both = np.flatnonzero((n_orig > 0) & (n_resp > 0))
+    spans_o = _spans_by_address(orig, start, stop, both)
+    spans_a = _spans_by_address(resp, start, stop, both)
     roles: dict[str, tuple[str, str]] = {}
-    for addr in set(answered) | set(originated):
-        a, o = answered.get(addr, []), originated.get(addr, [])
+    for i in np.flatnonzero((n_orig > 0) | (n_resp > 0)).tolist():
+        addr, a, o = texts[i], int(n_resp[i]), int(n_orig[i])
         if a and o:
-            if _overlaps(a, o):
-                roles[addr] = (
-                    "proxy",
-                    f"answers {len(a)} connection(s) while originating {len(o)} at the same time",
-                )
+            if _overlaps(spans_a[i], spans_o[i]):
+                roles[addr] = ("proxy", f"answers {a} connection(s) while originating {o} at the same time")
             else:
                 roles[addr] = ("other", "both originates and answers connections, never at the same time")
         elif a:
-            roles[addr] = ("server", f"only answers connections ({len(a)})")
+            roles[addr] = ("server", f"only answers connections ({a})")
         else:
-            roles[addr] = ("client", f"only originates connections ({len(o)})")
+            roles[addr] = ("client", f"only originates connections ({o})")
     return roles
 
 
-def _overlaps(a: list[tuple[float, float]], o: list[tuple[float, float]]) -> bool:
+def _spans_by_address(
+    ids: np.ndarray, start: np.ndarray, stop: np.ndarray, wanted: np.ndarray
+) -> dict[int, np.ndarray]:
+    """For each wanted address id, its (start, stop) spans as an [n, 2] array (one sort, then slices)."""
+    sel = np.isin(ids, wanted)
+    ids, start, stop = ids[sel], start[sel], stop[sel]
+    order = np.argsort(ids, kind="stable")
+    ids = ids[order]
+    spans = np.stack([start[order], stop[order]], axis=1)
+    keys, first = np.unique(ids, return_index=True)
+    bounds = np.append(first, len(ids))
+    return {int(k): spans[bounds[j] : bounds[j + 1]] for j, k in enumerate(keys.tolist())}
+
+
+def _overlaps(a: np.ndarray, o: np.ndarray) -> bool:
     """Does any span of `o` intersect any span of `a`? (merge `a` into disjoint intervals, then search)"""
-    sa = np.array(sorted(a))
+    sa = a[np.lexsort((a[:, 1], a[:, 0]))]
     ends = np.maximum.accumulate(sa[:, 1])
     new = np.ones(len(sa), dtype=bool)
     new[1:] = sa[1:, 0] > ends[:-1]
     starts = sa[new, 0]
     stops = np.append(ends[np.flatnonzero(new)[1:] - 1], ends[-1])
-    ov = np.array(o)
-    idx = np.searchsorted(starts, ov[:, 1], side="right") - 1
+    idx = np.searchsorted(starts, o[:, 1], side="right") - 1
     ok = idx >= 0
-    return bool(np.any(stops[idx[ok]] >= ov[ok, 0]))
+    return bool(np.any(stops[idx[ok]] >= o[ok, 0]))
 
 
-def _own_address(conns: list[Connection], ttls: dict[str, dict[int, int]]) -> str | None:
-    if not conns:
+def _own_address(table: ConnectionTable, ttls: dict[str, dict[int, int]]) -> str | None:
+    if not len(table):
         return None
-    count: dict[str, int] = defaultdict(int)
-    for c in conns:
-        count[c.orig_h] += 1
-        if c.resp_h != c.orig_h:
-            count[c.resp_h] += 1
-    candidates = [a for a, n in count.items() if n >= OWN_SHARE * len(conns)]
+    orig, resp, texts = _address_ids(table)
+    count = np.bincount(orig, minlength=len(texts)) + np.bincount(resp[resp != orig], minlength=len(texts))
+    candidates = [texts[i] for i in np.flatnonzero(count >= OWN_SHARE * len(table)).tolist()]
     local = [a for a in candidates if ttls.get(a) and all(t in INITIAL_TTLS for t in ttls[a])]
     if len(local) == 1:
         return local[0]

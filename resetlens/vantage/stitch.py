@@ -12,9 +12,11 @@ too: resetlens.evidence.correlate matches the proxy's access-log client port and
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from resetlens.model import Analysis, Connection, Host
+from resetlens.tcp.conntable import ConnectionTable
 
 # A back connection opened more than this after its front connection started is not its pair.
 MAX_OPEN_DELAY = 2.0
@@ -39,13 +41,21 @@ def _best_view(conns: list[Connection], vantages: set[str]) -> list[Connection]:
     return list(chosen.values())
 
 
+def _with_address(conns: Sequence[Connection], side: str, addrs: set[str]) -> list[Connection]:
+    """The connections whose originator ("orig") or responder ("resp") address is one of addrs."""
+    if isinstance(conns, ConnectionTable):  # read the address column; build objects only for the hits
+        hits = [i for i, a in enumerate(conns.text(side)) if a in addrs]
+        return [conns[i] for i in hits]
+    return [c for c in conns if getattr(c, f"{side}_h") in addrs]
+
+
 def stitch(analysis: Analysis, by_vantage: dict[str, Host | None]) -> list[Leg]:
     legs: list[Leg] = []
     for proxy in (h for h in analysis.hosts if h.role == "proxy"):
         addrs = set(proxy.addresses)
         own = {v for v, h in by_vantage.items() if h is proxy}
-        fronts = _best_view([c for c in analysis.connections if c.resp_h in addrs], own)
-        backs = _best_view([c for c in analysis.connections if c.orig_h in addrs], own)
+        fronts = _best_view(_with_address(analysis.connections, "resp", addrs), own)
+        backs = _best_view(_with_address(analysis.connections, "orig", addrs), own)
         backs.sort(key=lambda c: c.ts)
         used: set[int] = set()
         for f in sorted(fronts, key=lambda c: c.ts):
