@@ -130,6 +130,7 @@ def _mix(hi: np.ndarray, lo: np.ndarray, port: np.ndarray) -> np.ndarray:
     return x
 
 
+@functools.lru_cache(maxsize=4096)
 def flag_letters(flags: int) -> str:
     """Human flag string in tcpdump order, e.g. 'R.' style is avoided: 'RA' for RST+ACK."""
     names = [(SYN, "S"), (FIN, "F"), (RST, "R"), (PSH, "P"), (ACK, "A"), (URG, "U"), (ECE, "E"), (CWR, "C")]

@@ -46,6 +46,7 @@ def _plain(value: Any) -> Any:
 
 # The one list that grows with the capture (a row per TCP connection): streamed row by row, one per line.
 STREAMED = "connections"
+ROWS_PER_PIECE = 2048  # connection rows per written piece
 
 
 def _connection_row(c: Any, names: tuple[str, ...]) -> str:
@@ -63,8 +64,8 @@ def _connection_row(c: Any, names: tuple[str, ...]) -> str:
 
 def _table_rows(table: Any) -> Iterator[str] | None:
     """Rows of a columnar ConnectionTable as JSON text without building Connection objects, or None when
-    a value needs the general path (a non-finite float). Only the vantage (user text) needs escaping:
-    addresses, state codes and history letters are produced by resetlens from fixed alphabets."""
+    a value needs the general path (a non-finite float). Only the vantage (user text) and history need
+    escaping: addresses and state codes are produced by resetlens from fixed alphabets."""
     cols = table.columns()
     if not all(math.isfinite(x) for x in cols["ts"]) or not all(math.isfinite(x) for x in cols["duration"]):
         return None
@@ -76,15 +77,21 @@ def _table_rows(table: Any) -> Iterator[str] | None:
             got = quoted[text] = json.dumps(text, ensure_ascii=False)
         return got
 
+    if table.uid_text is None:  # C{idx+1}@{vantage}: the number, then the vantage's escaped text
+        uids = [
+            f'"C{i + 1}@{q(v)[1:]}' for i, v in zip(table.rows["idx"].tolist(), cols["vantage"], strict=True)
+        ]
+    else:
+        uids = [q(u) for u in cols["uid"]]
     rows = zip(
         cols["vantage"], cols["ts"], cols["orig_h"], cols["orig_p"], cols["resp_h"], cols["resp_p"],
         cols["conn_state"], cols["history"], cols["duration"], cols["orig_bytes"], cols["resp_bytes"],
-        cols["uid"], cols["orig_pkts"], cols["resp_pkts"], cols["first_frame"], cols["last_frame"], strict=True,
+        uids, cols["orig_pkts"], cols["resp_pkts"], cols["first_frame"], cols["last_frame"], strict=True,
     )  # fmt: skip
     return (
         f'{{"vantage":{q(v)},"ts":{ts!r},"orig_h":"{oh}","orig_p":{op},"resp_h":"{rh}","resp_p":{rp},'
         f'"conn_state":"{st}","history":{q(h)},"duration":{du!r},"orig_bytes":{ob},"resp_bytes":{rb},'
-        f'"uid":{q(u)},"orig_pkts":{opk},"resp_pkts":{rpk},"first_frame":{ff},"last_frame":{lf}}}'
+        f'"uid":{u},"orig_pkts":{opk},"resp_pkts":{rpk},"first_frame":{ff},"last_frame":{lf}}}'
         for v, ts, oh, op, rh, rp, st, h, du, ob, rb, u, opk, rpk, ff, lf in rows
     )
 
@@ -120,9 +127,14 @@ def iter_json(analysis: Analysis) -> Iterator[str]:
             lines = _table_rows(rows) if hasattr(rows, "columns") else None
             if lines is None:
                 lines = (_connection_row(c, conn_names) for c in rows)
-            last = len(rows) - 1
-            for j, line in enumerate(lines):
-                yield "  " + line + (",\n" if j < last else "\n")
+            # in pieces of ROWS_PER_PIECE rows: one write per row would cost more than the rows themselves
+            batch: list[str] = []
+            for line in lines:
+                if len(batch) == ROWS_PER_PIECE:  # a full piece with a row after it: a comma follows
+                    yield "  " + ",\n  ".join(batch) + ",\n"
+                    batch = []
+                batch.append(line)
+            yield "  " + ",\n  ".join(batch) + "\n"  # never empty: `rows` was checked above
             yield f" ]{sep}"
             continue
         text = _value_text(getattr(analysis, name))

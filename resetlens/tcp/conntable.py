@@ -44,22 +44,40 @@ CONNECTION_DTYPE = np.dtype([(name, typ) for name, typ, _ in CONNECTION_FIELDS])
 _V4_PREFIX = 0xFFFF  # lo >> 32 of an IPv4-mapped address
 
 
+def address_ids(hi: np.ndarray, lo: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per element an id of its (hi, lo) address, and the distinct addresses (hi, lo) by id, in order."""
+    if len(hi) == 0:
+        empty = np.zeros(0, dtype=np.uint64)
+        return np.zeros(0, dtype=np.int64), empty, empty
+    if not (hi != hi[0]).any():  # one high half (all IPv4, or one IPv6 /64): the low half decides
+        ulo, inv = np.unique(lo, return_inverse=True)
+        return inv.reshape(-1), np.full(len(ulo), hi[0], dtype=np.uint64), ulo
+    order = np.lexsort((lo, hi))  # two integer keys: far faster than sorting a structured array
+    h, v = hi[order], lo[order]
+    new = np.ones(len(order), dtype=bool)
+    new[1:] = (h[1:] != h[:-1]) | (v[1:] != v[:-1])
+    ids = np.empty(len(order), dtype=np.int64)
+    ids[order] = np.cumsum(new) - 1
+    return ids, h[new], v[new]
+
+
 def address_texts(hi: np.ndarray, lo: np.ndarray) -> list[str]:
     """Address text per element; each distinct address is formatted once."""
+    ids, uhi, ulo = address_ids(hi, lo)
+    texts = _texts(uhi, ulo)
+    return [texts[j] for j in ids.tolist()]
+
+
+def _texts(hi: np.ndarray, lo: np.ndarray) -> list[str]:
     from resetlens.capture.table import halves_to_addr
 
-    if len(hi) == 0:
-        return []
-    pairs = np.empty(len(hi), dtype=[("hi", "u8"), ("lo", "u8")])
-    pairs["hi"], pairs["lo"] = hi, lo
-    uniq, inv = np.unique(pairs, return_inverse=True)
-    texts = []
-    for h, v in zip(uniq["hi"].tolist(), uniq["lo"].tolist(), strict=True):
+    out = []
+    for h, v in zip(hi.tolist(), lo.tolist(), strict=True):
         if h == 0 and v >> 32 == _V4_PREFIX:  # dotted quad directly: ipaddress is slow
-            texts.append(f"{(v >> 24) & 255}.{(v >> 16) & 255}.{(v >> 8) & 255}.{v & 255}")
+            out.append(f"{(v >> 24) & 255}.{(v >> 16) & 255}.{(v >> 8) & 255}.{v & 255}")
         else:
-            texts.append(halves_to_addr(h, v))
-    return [texts[j] for j in inv.reshape(-1).tolist()]
+            out.append(halves_to_addr(h, v))
+    return out
 
 
 class ConnectionTable(Sequence[Connection]):
@@ -78,7 +96,8 @@ class ConnectionTable(Sequence[Connection]):
         self.uid_text = (
             uid_text  # uids that do not follow C{idx+1}@{vantage} (read back from JSON), else None
         )
-        self._text: dict[str, list[str]] = {}  # column -> text per row (addresses), built once
+        self._text: dict[str, list[str]] = {}  # side -> address text per row, built once
+        self._ids: tuple[np.ndarray, np.ndarray, list[str]] | None = None
 
     # -- building ------------------------------------------------------------------------------
     @classmethod
@@ -187,8 +206,20 @@ class ConnectionTable(Sequence[Connection]):
         """Address text per row for side "orig" or "resp" (formatted once, then cached)."""
         got = self._text.get(side)
         if got is None:
-            got = self._text[side] = address_texts(self.rows[f"{side}_hi"], self.rows[f"{side}_lo"])
+            orig, resp, texts = self.address_ids()
+            got = self._text[side] = [texts[j] for j in (orig if side == "orig" else resp).tolist()]
         return got
+
+    def address_ids(self) -> tuple[np.ndarray, np.ndarray, list[str]]:
+        """Per row an id for its originator and for its responder address, and each id's text (cached)."""
+        if self._ids is None:
+            r = self.rows
+            n = len(r)
+            ids, uhi, ulo = address_ids(
+                np.concatenate([r["orig_hi"], r["resp_hi"]]), np.concatenate([r["orig_lo"], r["resp_lo"]])
+            )
+            self._ids = (ids[:n], ids[n:], _texts(uhi, ulo))
+        return self._ids
 
     def uids(self) -> list[str]:
         if self.uid_text is not None:
@@ -270,6 +301,7 @@ __all__ = [
     "CONNECTION_FIELDS",
     "STATE_CODES",
     "ConnectionTable",
+    "address_ids",
     "address_texts",
     "as_table",
 ]

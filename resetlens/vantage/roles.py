@@ -8,6 +8,7 @@ every connection it holds whose own packets leave with an initial TTL (never rou
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -16,7 +17,7 @@ import numpy as np
 
 from resetlens.bundle import Bundle
 from resetlens.model import Connection, Host
-from resetlens.tcp.conntable import STATE_INDEX, ConnectionTable, address_texts, as_table
+from resetlens.tcp.conntable import STATE_INDEX, ConnectionTable, as_table
 
 INITIAL_TTLS = (255, 128, 64, 60, 32, 30)  # common initial TTL / hop-limit values of real stacks
 OWN_SHARE = 0.9  # an address in at least this share of a capture's connections may be its host's
@@ -36,6 +37,7 @@ class HostMap:
         return h.role if h else "unknown"
 
 
+@functools.lru_cache(maxsize=65536)
 def _norm(addr: str) -> str:
     try:
         return str(ipaddress.ip_address(addr))
@@ -84,17 +86,6 @@ def resolve_hosts(
     return hmap
 
 
-def _address_ids(table: ConnectionTable) -> tuple[np.ndarray, np.ndarray, list[str]]:
-    """Per row an id for its originator and for its responder address, and each id's address text."""
-    r = table.rows
-    pairs = np.empty(2 * len(r), dtype=[("hi", "u8"), ("lo", "u8")])
-    pairs["hi"] = np.concatenate([r["orig_hi"], r["resp_hi"]])
-    pairs["lo"] = np.concatenate([r["orig_lo"], r["resp_lo"]])
-    uniq, inv = np.unique(pairs, return_inverse=True)
-    inv = inv.reshape(-1)
-    return inv[: len(r)], inv[len(r) :], address_texts(uniq["hi"], uniq["lo"])
-
-
 def _infer_roles(table: ConnectionTable) -> dict[str, tuple[str, str]]:
     # Addresses in the rows come from the packet table and are canonical already: no parsing.
     if not len(table):
@@ -102,7 +93,7 @@ def _infer_roles(table: ConnectionTable) -> dict[str, tuple[str, str]]:
     r = table.rows
     # direction not known for midstream connections
     known = (r["state"] != STATE_INDEX["OTH"]) & ~np.array([h[:1] == "^" for h in table.history], dtype=bool)
-    orig, resp, texts = _address_ids(table)
+    orig, resp, texts = table.address_ids()
     orig, resp = orig[known], resp[known]
     start = r["ts"][known]
     stop = start + np.nan_to_num(r["duration"][known])
@@ -156,7 +147,7 @@ def _overlaps(a: np.ndarray, o: np.ndarray) -> bool:
 def _own_address(table: ConnectionTable, ttls: dict[str, dict[int, int]]) -> str | None:
     if not len(table):
         return None
-    orig, resp, texts = _address_ids(table)
+    orig, resp, texts = table.address_ids()
     count = np.bincount(orig, minlength=len(texts)) + np.bincount(resp[resp != orig], minlength=len(texts))
     candidates = [texts[i] for i in np.flatnonzero(count >= OWN_SHARE * len(table)).tolist()]
     local = [a for a in candidates if ttls.get(a) and all(t in INITIAL_TTLS for t in ttls[a])]

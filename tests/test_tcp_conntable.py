@@ -1,0 +1,120 @@
+"""The columnar connection table: same Connection objects out as in, JSON rows equal to the object path,
+and clock shifts, selections and concatenation that keep every field."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+
+import pytest
+
+from resetlens.capture import open_capture
+from resetlens.model import Analysis, Connection
+from resetlens.report.jsonreport import ROWS_PER_PIECE, dumps
+from resetlens.tcp import analyze_vantage
+from resetlens.tcp.conntable import ConnectionTable, address_texts
+from resetlens.vantage.roles import _infer_roles
+
+ROOT = Path(__file__).resolve().parents[1]
+CORPUS = ROOT.parent / "shared" / "corpus" / "pcaps"
+HOSTILE_VANTAGE = 'edge "1"\\\n</script>\u2028'
+
+
+def conns(n: int, vantage: str = "v") -> list[Connection]:
+    out = []
+    for i in range(n):
+        v6 = i % 7 == 3
+        out.append(
+            Connection(
+                vantage=vantage,
+                ts=1_700_000_000.0 + i * 0.001,
+                orig_h=f"2001:db8::{i % 300 + 1:x}" if v6 else f"10.0.{i % 250}.{i % 7}",
+                orig_p=1024 + i % 60000,
+                resp_h="2001:db8::ffff" if v6 else "192.0.2.80",
+                resp_p=443,
+                conn_state=("SF", "REJ", "RSTO", "OTH")[i % 4],
+                history=("ShADadFf", "Sr", "ShADR", "^hA")[i % 4],
+                duration=(i % 13) * 0.25,
+                orig_bytes=i * 3,
+                resp_bytes=i * 5,
+                uid=f"C{i + 1}@{vantage}",
+                orig_pkts=i % 9,
+                resp_pkts=i % 11,
+                first_frame=2 * i + 1,
+                last_frame=2 * i + 2,
+            )
+        )
+    return out
+
+
+def test_objects_round_trip_through_columns() -> None:
+    rows = conns(500)
+    table = ConnectionTable.from_connections(rows)
+    assert list(table) == rows
+    assert table[-1] == rows[-1] and table[3:6] == rows[3:6]
+    with pytest.raises(IndexError):
+        table[500]
+
+
+def test_uids_of_another_form_are_kept() -> None:
+    rows = conns(3)
+    rows[1] = dataclasses.replace(rows[1], uid="C3-client")
+    table = ConnectionTable.from_connections(rows)
+    assert [c.uid for c in table] == ["C1@v", "C3-client", "C3@v"]
+    assert [c.uid for c in ConnectionTable.concat([table, ConnectionTable.from_connections(conns(2, "w"))])] == [
+        "C1@v", "C3-client", "C3@v", "C1@w", "C2@w",
+    ]  # fmt: skip
+
+
+def test_concat_select_and_shift() -> None:
+    a, b = conns(40, "a"), conns(30, "b")
+    table = ConnectionTable.concat([ConnectionTable.from_connections(a), ConnectionTable.from_connections(b)])
+    assert list(table) == a + b
+    assert list(table.of_vantage("b")) == b
+    table.shift("b", 2.5)
+    assert [c.ts for c in table.of_vantage("b")] == [c.ts + 2.5 for c in b]
+    assert [c.ts for c in table.of_vantage("a")] == [c.ts for c in a]
+
+
+@pytest.mark.parametrize("n", [1, ROWS_PER_PIECE, ROWS_PER_PIECE + 1, 2 * ROWS_PER_PIECE])
+@pytest.mark.parametrize("vantage", ["v", HOSTILE_VANTAGE])
+def test_json_rows_from_columns_equal_the_object_path(n: int, vantage: str) -> None:
+    rows = conns(n, vantage)
+    from_objects = json.loads(dumps(Analysis(connections=rows)))
+    text = dumps(Analysis(connections=ConnectionTable.from_connections(rows)))
+    assert (
+        "</script>" in text or vantage == "v"
+    )  # JSON escapes quotes; HTML escaping is the HTML report's job
+    assert json.loads(text) == from_objects
+    assert len(from_objects["connections"]) == n
+
+
+def test_address_text_for_mixed_families() -> None:
+    rows = conns(50)
+    table = ConnectionTable.from_connections(rows)
+    assert table.text("orig") == [c.orig_h for c in rows]
+    assert address_texts(table.rows["resp_hi"], table.rows["resp_lo"]) == [c.resp_h for c in rows]
+
+
+def test_roles_from_columns() -> None:
+    # 10.0.0.1 answers while it originates (a proxy); 10.0.0.9 only originates; 10.0.0.5 only answers
+    base = conns(1)[0]
+    rows = [
+        dataclasses.replace(base, orig_h="10.0.0.9", resp_h="10.0.0.1", ts=100.0, duration=5.0, uid="C1@v"),
+        dataclasses.replace(base, orig_h="10.0.0.1", resp_h="10.0.0.5", ts=101.0, duration=1.0, uid="C2@v"),
+        dataclasses.replace(base, orig_h="10.0.0.7", resp_h="10.0.0.9", ts=1.0, conn_state="OTH", uid="C3@v"),
+    ]
+    roles = _infer_roles(ConnectionTable.from_connections(rows))
+    assert {a: r for a, (r, _why) in roles.items()} == {
+        "10.0.0.1": "proxy", "10.0.0.9": "client", "10.0.0.5": "server",
+    }  # fmt: skip
+
+
+@pytest.mark.skipif(not CORPUS.is_dir(), reason="shared corpus not present")
+def test_engine_output_survives_the_columns() -> None:
+    path = next(p for p in sorted(CORPUS.iterdir()) if p.stat().st_size < 5_000_000)
+    result = analyze_vantage(open_capture(path).chunks(), "corpus")
+    objects = list(result.connections)
+    assert objects
+    assert list(ConnectionTable.from_connections(objects)) == objects
