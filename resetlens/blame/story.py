@@ -6,6 +6,7 @@ frame order). Every field is a plain fact the rules in `engine.py` reason over, 
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -77,6 +78,53 @@ def is_tls_record(head: int) -> bool:
     return 20 <= (head >> 24) <= 23 and ((head >> 16) & 0xFF) == 3
 
 
+class _Columns:
+    """A flow's columns as Python lists: a story reads ~20 values per packet of a short flow, where
+    numpy's per-call overhead would cost more than the work (thousands of resets per capture)."""
+
+    __slots__ = (
+        "flags",
+        "flow",
+        "frame",
+        "head",
+        "ip_id",
+        "opts",
+        "plen",
+        "seq",
+        "sport",
+        "src_lo",
+        "ts",
+        "ttl",
+    )
+
+    def __init__(self, flow: np.ndarray) -> None:
+        self.flow = flow  # keeps the array alive while its id() keys the cache
+        self.frame = flow["frame"].tolist()
+        self.ts = flow["ts"].tolist()
+        self.src_lo = flow["src_lo"].tolist()
+        self.sport = flow["sport"].tolist()
+        self.flags = flow["flags"].tolist()
+        self.plen = flow["payload_len"].tolist()
+        self.head = flow["head"].tolist()
+        self.ttl = flow["ttl"].tolist()
+        self.ip_id = flow["ip_id"].tolist()
+        self.opts = flow["opts"].tolist()
+        self.seq = flow["seq"].tolist()
+
+
+_COLUMNS: dict[int, _Columns] = {}
+_COLUMNS_MAX = 4096  # flows whose columns are remembered (a reset's story is told at each vantage)
+
+
+def _columns(flow: np.ndarray) -> _Columns:
+    got = _COLUMNS.get(id(flow))
+    if got is None or got.flow is not flow:
+        if len(_COLUMNS) >= _COLUMNS_MAX:
+            _COLUMNS.clear()
+        got = _COLUMNS[id(flow)] = _Columns(flow)
+    return got
+
+
 def tell(
     flow: np.ndarray, rst_frame: int, src_lo: int | None = None, sport: int | None = None
 ) -> Story | None:
@@ -85,61 +133,85 @@ def tell(
     When the RST itself is not in this capture, pass its claimed sender (`src_lo`, `sport`) and the
     frame nearest its time: the story then describes the connection around that moment.
     """
-    if len(flow) == 0:
+    n = len(flow)
+    if n == 0:
         return None
-    frames = flow["frame"]
-    idx = int(np.searchsorted(frames, rst_frame))
-    if idx >= len(flow) or int(frames[idx]) != rst_frame:
+    c = _columns(flow)
+    idx = bisect_left(c.frame, rst_frame)
+    if idx >= n or c.frame[idx] != rst_frame:
         return None
-    rst = flow[idx]
-    s_lo = int(rst["src_lo"]) if src_lo is None else src_lo
-    s_port = int(rst["sport"]) if sport is None else sport
-    from_sender = (flow["src_lo"] == s_lo) & (flow["sport"] == s_port)
-    flags = flow["flags"]
-    before = np.arange(len(flow)) < idx
-    after = np.arange(len(flow)) > idx
+    ts, slo, spt, fl, pl = c.ts, c.src_lo, c.sport, c.flags, c.plen
+    s_lo = slo[idx] if src_lo is None else src_lo
+    s_port = spt[idx] if sport is None else sport
+    rst_ts, rst_fl = ts[idx], fl[idx]
+    sender = [a == s_lo and b == s_port for a, b in zip(slo, spt, strict=True)]
 
-    syn_only = (flags & (SYN | ACK)) == SYN
-    synack = (flags & (SYN | ACK)) == (SYN | ACK)
-    syn_rows = np.flatnonzero(syn_only & before)
-    if len(syn_rows):
-        orig_lo, orig_port = int(flow["src_lo"][syn_rows[0]]), int(flow["sport"][syn_rows[0]])
-    else:
-        orig_lo, orig_port = int(flow["src_lo"][0]), int(flow["sport"][0])
+    first_syn = first_synack = -1
+    for i in range(idx):
+        f = fl[i] & (SYN | ACK)
+        if f == SYN:
+            if first_syn < 0:
+                first_syn = i
+        elif f == SYN | ACK and first_synack < 0:
+            first_synack = i
+    o = first_syn if first_syn >= 0 else 0
+    orig_lo, orig_port = slo[o], spt[o]
     sender_is_orig = s_lo == orig_lo and s_port == orig_port
 
-    plen = flow["payload_len"].astype(np.int64)
-    s_before = from_sender & before
-    p_before = ~from_sender & before
     established = False
     since_handshake = None
-    synack_rows = np.flatnonzero(synack & before)
-    if len(syn_rows) and len(synack_rows):
-        is_orig = (flow["src_lo"] == orig_lo) & (flow["sport"] == orig_port)
-        acks = np.flatnonzero(
-            is_orig & before & ((flags & (ACK | SYN)) == ACK) & (np.arange(len(flow)) > synack_rows[0])
-        )
-        if len(acks):
-            established = True
-            since_handshake = float(rst["ts"] - flow["ts"][acks[0]])
+    if first_syn >= 0 and first_synack >= 0:
+        for i in range(first_synack + 1, idx):
+            if slo[i] == orig_lo and spt[i] == orig_port and fl[i] & (ACK | SYN) == ACK:
+                established = True
+                since_handshake = rst_ts - ts[i]
+                break
 
-    prev = idx - 1
-    gap_before = float(rst["ts"] - flow["ts"][prev]) if prev >= 0 else 0.0
+    gap_before = rst_ts - ts[idx - 1] if idx > 0 else 0.0
+
+    # One walk over the packets before the RST.
+    s_data = p_data = 0
+    s_fin = p_fin = s_rst = False
+    last_peer = first_peer_data = last_peer_data = first_s_data = last_s_data = first_s_fin = -1
+    s_rows: list[int] = []  # the sender's non-RST packets
+    for i in range(idx):
+        f, p = fl[i], pl[i]
+        if sender[i]:
+            s_data += p
+            if f & FIN:
+                s_fin = True
+                if first_s_fin < 0:
+                    first_s_fin = i
+            if f & RST:
+                s_rst = True
+            else:
+                s_rows.append(i)
+            if p > 0:
+                if first_s_data < 0:
+                    first_s_data = i
+                last_s_data = i
+        else:
+            p_data += p
+            if f & FIN:
+                p_fin = True
+            last_peer = i
+            if p > 0:
+                if first_peer_data < 0:
+                    first_peer_data = i
+                last_peer_data = i
 
     # What does the RST answer? The peer's last segment shortly before it.
     answers, answered_frame, reply_exact, idle_trigger = "", None, False, 0.0
-    peer_rows = np.flatnonzero(p_before)
-    if len(peer_rows):
-        last = int(peer_rows[-1])
-        lp = flow[last]
-        if float(rst["ts"] - lp["ts"]) <= REPLY_WINDOW and last == prev:
-            lf = int(lp["flags"])
-            seg_len = int(lp["payload_len"]) + (1 if lf & SYN else 0) + (1 if lf & FIN else 0)
+    if last_peer >= 0:
+        last = last_peer
+        if rst_ts - ts[last] <= REPLY_WINDOW and last == idx - 1:
+            lf = fl[last]
+            seg_len = pl[last] + (1 if lf & SYN else 0) + (1 if lf & FIN else 0)
             if lf & SYN and not lf & ACK:
                 answers = "syn"
             elif lf & SYN:
                 answers = "synack"
-            elif int(lp["payload_len"]) > 0:
+            elif pl[last] > 0:
                 answers = "data"
             elif lf & FIN:
                 answers = "fin"
@@ -148,50 +220,62 @@ def tell(
             else:
                 answers = "ack"
             if answers:
-                answered_frame = int(lp["frame"])
-                if int(rst["flags"]) & ACK:
-                    reply_exact = int(rst["ack"]) == (int(lp["seq"]) + seg_len) & 0xFFFFFFFF
+                answered_frame = c.frame[last]
+                if rst_fl & ACK:
+                    reply_exact = int(flow["ack"][idx]) == (c.seq[last] + seg_len) & 0xFFFFFFFF
                 else:
-                    reply_exact = bool(lf & ACK) and int(rst["seq"]) == int(lp["ack"])
-                idle_trigger = float(lp["ts"] - flow["ts"][last - 1]) if last > 0 else 0.0
+                    reply_exact = bool(lf & ACK) and c.seq[idx] == int(flow["ack"][last])
+                idle_trigger = ts[last] - ts[last - 1] if last > 0 else 0.0
 
-    data_peer = np.flatnonzero(p_before & (plen > 0))
-    since_req = float(rst["ts"] - flow["ts"][data_peer[-1]]) if len(data_peer) else None
-    first_head = int(flow["head"][data_peer[0]]) if len(data_peer) else 0
-    data_sender = np.flatnonzero(s_before & (plen > 0))
-    fins = np.flatnonzero(s_before & ((flags & FIN) != 0))
+    since_req = rst_ts - ts[last_peer_data] if last_peer_data >= 0 else None
+    first_head = c.head[first_peer_data] if first_peer_data >= 0 else 0
     fin_delay = None
-    if len(fins) and len(data_sender) and data_sender[-1] < fins[0]:
-        fin_delay = float(flow["ts"][fins[0]] - flow["ts"][data_sender[-1]])
-    sender_head = int(flow["head"][data_sender[0]]) if len(data_sender) else 0
+    if first_s_fin >= 0 and last_s_data >= 0 and last_s_data < first_s_fin:
+        fin_delay = ts[first_s_fin] - ts[last_s_data]
+    sender_head = c.head[first_s_data] if first_s_data >= 0 else 0
 
-    s_rows = np.flatnonzero(s_before & ((flags & RST) == 0))
     ttl_base = None
-    if len(s_rows):
-        vals, counts = np.unique(flow["ttl"][s_rows], return_counts=True)
-        ttl_base = int(vals[np.argmax(counts)])
-    ipid_prev = int(flow["ip_id"][s_rows[-1]]) if len(s_rows) else None
-    used_ts = bool(len(s_rows) and np.all((flow["opts"][s_rows] & OPT_TS) != 0))
+    if s_rows:
+        counts: dict[int, int] = {}
+        for i in s_rows:
+            counts[c.ttl[i]] = counts.get(c.ttl[i], 0) + 1
+        top = max(counts.values())
+        ttl_base = min(
+            t for t, k in counts.items() if k == top
+        )  # ties: the lowest TTL, as np.unique + argmax
+    ipid_prev = c.ip_id[s_rows[-1]] if s_rows else None
+    used_ts = bool(s_rows) and all(c.opts[i] & OPT_TS for i in s_rows)
 
-    s_after = np.flatnonzero(from_sender & after & ((flags & RST) == 0))
-    s_data_after = np.flatnonzero(from_sender & after & (plen > 0) & ((flags & RST) == 0))
-    p_after = np.flatnonzero(~from_sender & after)
-    p_data_after = np.flatnonzero(~from_sender & after & (plen > 0) & ((flags & RST) == 0))
-    burst = np.flatnonzero(from_sender & ((flags & RST) != 0) & (np.abs(flow["ts"] - rst["ts"]) <= 1.0))
-    seq_changes = len(np.unique(flow["seq"][burst])) > 1 if len(burst) > 1 else False
+    s_after: list[int] = []
+    s_data_after: list[int] = []
+    p_after: list[int] = []
+    p_data_after: list[int] = []
+    for i in range(idx + 1, n):
+        f = fl[i]
+        if sender[i]:
+            if not f & RST:
+                s_after.append(c.frame[i])
+                if pl[i] > 0:
+                    s_data_after.append(c.frame[i])
+        else:
+            p_after.append(c.frame[i])
+            if pl[i] > 0 and not f & RST:
+                p_data_after.append(c.frame[i])
+    burst = [i for i in range(n) if sender[i] and fl[i] & RST and abs(ts[i] - rst_ts) <= 1.0]
+    seq_changes = len({c.seq[i] for i in burst}) > 1 if len(burst) > 1 else False
 
     return Story(
         rst_index=idx,
         sender_is_orig=sender_is_orig,
-        rst_ack=bool(int(rst["flags"]) & ACK),
-        syn_seen=bool(len(syn_rows)),
-        synack_seen=bool(len(synack_rows)),
+        rst_ack=bool(rst_fl & ACK),
+        syn_seen=first_syn >= 0,
+        synack_seen=first_synack >= 0,
         established=established,
-        sender_data_before=int(plen[s_before].sum()),
-        peer_data_before=int(plen[p_before].sum()),
-        sender_fin_before=bool(np.any(s_before & ((flags & FIN) != 0))),
-        peer_fin_before=bool(np.any(p_before & ((flags & FIN) != 0))),
-        sender_rst_before=bool(np.any(s_before & ((flags & RST) != 0))),
+        sender_data_before=s_data,
+        peer_data_before=p_data,
+        sender_fin_before=s_fin,
+        peer_fin_before=p_fin,
+        sender_rst_before=s_rst,
         answers=answers,
         answered_frame=answered_frame,
         reply_exact=reply_exact,
@@ -207,12 +291,12 @@ def tell(
         sender_ttl_baseline=ttl_base,
         sender_ipid_prev=ipid_prev,
         sender_used_ts=used_ts,
-        sender_after=[int(f) for f in flow["frame"][s_after][:20]],
-        sender_data_after=[int(f) for f in flow["frame"][s_data_after][:20]],
-        peer_after=[int(f) for f in flow["frame"][p_after][:20]],
-        peer_data_after=[int(f) for f in flow["frame"][p_data_after][:20]],
+        sender_after=s_after[:20],
+        sender_data_after=s_data_after[:20],
+        peer_after=p_after[:20],
+        peer_data_after=p_data_after[:20],
         rst_burst=len(burst),
         burst_seq_changes=bool(seq_changes),
-        rst_ts=float(rst["ts"]),
-        packets=len(flow),
+        rst_ts=rst_ts,
+        packets=n,
     )
