@@ -1267,26 +1267,28 @@ def display_filter(reset: Reset) -> str:
 def _mark_both_directions(analysis: Analysis) -> None:
     """Injected RSTs towards both ends of one connection within a few ms: a DPI box resetting both sides."""
     injected = [r for r in analysis.resets if r.sender.kind == "injected"]
+    by_tuple: dict[tuple, list[Reset]] = defaultdict(list)  # (src, sport, dst, dport) -> its resets
+    for r in injected:
+        by_tuple[(r.src, r.sport, r.dst, r.dport)].append(r)
     for a in injected:
-        for b in injected:
+        for b in by_tuple.get((a.dst, a.dport, a.src, a.sport), []):  # the other direction only
             if a is b or abs(a.ts - b.ts) > 0.05:
                 continue
-            if (a.src, a.sport) == (b.dst, b.dport) and (a.dst, a.dport) == (b.src, b.sport):
-                a.evidence.append(
-                    Evidence(
+            a.evidence.append(
+                Evidence(
+                    "both_directions_reset",
+                    cat.evidence_text(
                         "both_directions_reset",
-                        cat.evidence_text(
-                            "both_directions_reset",
-                            {"window": round(abs(a.ts - b.ts) * 1000, 1), "other": b.id},
-                        ),
-                        None,
-                        None,
-                        0.5,
-                    )
+                        {"window": round(abs(a.ts - b.ts) * 1000, 1), "other": b.id},
+                    ),
+                    None,
+                    None,
+                    0.5,
                 )
-                # One box reset both ends: both resets share the better-evidenced remedy.
-                if "a content or quota rule" in a.decision and "a content or quota rule" not in b.decision:
-                    a.decision, a.explanation = b.decision, b.explanation
+            )
+            # One box reset both ends: both resets share the better-evidenced remedy.
+            if "a content or quota rule" in a.decision and "a content or quota rule" not in b.decision:
+                a.decision, a.explanation = b.decision, b.explanation
 
 
 # ---------------------------------------------------------------------------------------------
