@@ -1,7 +1,8 @@
-"""Build hook for the optional C accelerator; all metadata lives in pyproject.toml.
+"""Build hook for the optional C accelerators; all metadata lives in pyproject.toml.
 
-`optional=True`: when no C compiler is available the build skips the extension and resetlens
-uses its pure Python + numpy record walk (same results, slower).
+`optional=True`: when no C compiler is available the build skips an extension and resetlens uses its
+pure Python twin (same results, slower): the record walk/decode (`_cwalk`) and the Zeek TCP connection
+engine (`_czeek`).
 """
 
 from setuptools import Extension, setup
@@ -13,6 +14,12 @@ setup(
             ["resetlens/capture/_cwalk.c"],
             optional=True,
             extra_compile_args=["-O2"],
-        )
+        ),
+        Extension(
+            "resetlens.tcp._czeek",
+            ["resetlens/tcp/_czeek.c"],
+            optional=True,
+            extra_compile_args=["-O2"],
+        ),
     ]
 )

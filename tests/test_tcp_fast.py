@@ -1,4 +1,4 @@
-"""The compiled engine (resetlens.tcp.fast) gives exactly what the reference Python engine gives."""
+"""The C engine (resetlens.tcp._czeek via fast.py) gives exactly what the reference Python engine gives."""
 
 from __future__ import annotations
 
@@ -20,13 +20,11 @@ from resetlens.tcp.tracker import VantageTracker
 ROOT = Path(__file__).resolve().parents[1]
 CORPUS = ROOT.parent / "shared" / "corpus" / "pcaps"
 
-pytestmark = pytest.mark.skipif(not fast.HAVE_NUMBA, reason="numba not installed")
+pytestmark = pytest.mark.skipif(not fast.AVAILABLE, reason="C engine not built")
 
 
 def run(tables: list[np.ndarray], compiled: bool, cap: int | None = None) -> tuple:
-    tracker = VantageTracker("v", compiled=compiled)
-    if compiled and cap is not None:
-        tracker.engine.st = fast.State(cap)
+    tracker = VantageTracker("v", compiled=compiled, slots=cap if compiled else None)
     for table in tables:
         tracker.feed(table)
     out = tracker.finish()
@@ -101,19 +99,69 @@ def test_same_on_generated_traffic(tmp_path: Path) -> None:
     assert len(conns) > 100 and resets and flows
 
 
-def test_hash_keys_stay_exact_when_flow_hashes_collide(monkeypatch: pytest.MonkeyPatch) -> None:
-    tr = Trace()
-    for k in range(5):
-        tr.add(1.0 + k, (CLIENT[0], 43000 + k), SERVER, S, 100)
-        tr.add(1.5 + k, SERVER, (CLIENT[0], 43000 + k), S | A, 500, 101)
-    table = tr.chunk().table
-    import resetlens.capture.table as table_mod
+def test_different_four_tuples_never_share_a_connection() -> None:
+    """Tuples that differ in one part only (a port, the address's high or low half, the direction of an
+    endpoint pair) stay separate connections, interleaved packet by packet, through slot growth."""
+    from resetlens.capture.table import PACKET_DTYPE
 
-    monkeypatch.setattr(table_mod, "flow_key", lambda t: np.zeros(len(t), dtype=np.uint64))
-    _uh, ukey, inv, first = fast.hash_keys(table)
-    assert len(ukey) == 5
-    assert inv.tolist() == [0, 0, 1, 1, 2, 2, 3, 3, 4, 4]
-    assert first.tolist() == [True, False] * 5
+    ends = [
+        (0, 0xFFFF0A000001, 40000),
+        (0, 0xFFFF0A000001, 40001),  # another port
+        (1 << 63, 0xFFFF0A000001, 40000),  # same low half, another high half
+        (0, 0xFFFF0A000002, 40000),
+    ]
+    server = (0x20010DB8 << 32, 1, 443)
+    rows = []
+    for rnd in range(6):
+        for k, (h, lo, p) in enumerate(ends):
+            rows.append((h, lo, p, *server, S if rnd == 0 else A, 1000 * k + rnd))
+            rows.append((*server, h, lo, p, S | A if rnd == 0 else A, 7000 * k + rnd))
+    # the two endpoints of a tuple swapped between "src" and "dst" are the same connection
+    t = np.zeros(len(rows), dtype=PACKET_DTYPE)
+    for i, (sh, sl, sp, dh, dl, dp, fl, seq) in enumerate(rows):
+        t[i] = np.zeros(1, dtype=PACKET_DTYPE)[0]
+        t[i]["frame"], t[i]["ts"], t[i]["flags"], t[i]["seq"], t[i]["window"] = (
+            i + 1,
+            1.0 + i * 0.01,
+            fl,
+            seq,
+            100,
+        )
+        t[i]["src_hi"], t[i]["src_lo"], t[i]["sport"] = sh, sl, sp
+        t[i]["dst_hi"], t[i]["dst_lo"], t[i]["dport"] = dh, dl, dp
+    conns, _, _, _ = assert_same([t[i : i + 5] for i in range(0, len(t), 5)], cap=1)
+    assert len(conns) == len(ends)
+    assert all(c["orig_pkts"] == 6 and c["resp_pkts"] == 6 for c in conns)
+    assert sorted((c["orig_h"], c["orig_p"]) for c in conns) == sorted(
+        {(c["orig_h"], c["orig_p"]) for c in conns}
+    )
+
+
+def test_engine_constants_match_zeek_module() -> None:
+    from resetlens.tcp import _czeek, zeek
+
+    for name, value in _czeek.CONSTANTS.items():
+        if hasattr(zeek, name):
+            assert getattr(zeek, name) == value, name
+    from resetlens.tcp import conn
+
+    assert _czeek.CONSTANTS["MAX_BLOCKS"] == conn.MAX_BLOCKS
+
+
+@pytest.mark.slow
+def test_same_on_a_larger_generated_capture(tmp_path: Path) -> None:
+    """~20 MB of generated traffic (many chunks, thousands of connections, resets, role flips)."""
+    gen = ROOT / "benchmarks" / "gen_pcap.py"
+    if not gen.is_file():
+        pytest.skip("benchmarks/gen_pcap.py not present")
+    out = tmp_path / "gen20.pcap"
+    subprocess.run(
+        [sys.executable, str(gen), "-o", str(out), "--size-mb", "20", "--seed", "3"], check=True, timeout=600
+    )
+    tables = [c.table for c in open_capture(out).chunks()]
+    assert len(tables) > 3
+    conns, resets, flows, anchors = assert_same(tables)
+    assert len(conns) > 1000 and len(resets) > 10 and len(flows) > 10 and anchors
 
 
 def _random_table(rng: np.random.Generator, n: int) -> np.ndarray:

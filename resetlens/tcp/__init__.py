@@ -3,9 +3,10 @@
 `analyze_vantage(chunks, vantage)` streams the packet-table chunks of one capture (in capture order)
 and returns a `VantageResult`:
 
-* `connections`: one `resetlens.model.Connection` per TCP connection, Zeek conn.log semantics
-  (conn_state, history, originator choice, reuse splitting, sequence-based byte counts), times on the
-  capture's own clock, uid "C<n>@<vantage>" numbered in order of first packet.
+* `connections`: a `ConnectionTable` (resetlens.tcp.conntable) with one row per TCP connection, Zeek
+  conn.log semantics (conn_state, history, originator choice, reuse splitting, sequence-based byte
+  counts), times on the capture's own clock, uid "C<n>@<vantage>" numbered in order of first packet;
+  iterating it yields `resetlens.model.Connection` objects.
 * `resets`: one `ResetRecord` per RST segment (see `resetlens.tcp.resets`).
 * `flows`: uid -> packet-table rows of every connection that has a RST: its first HEAD_PKTS packets,
   the TAIL_PKTS before its first RST and up to AFTER_RST_PKTS after it (for cross-vantage matching,
@@ -15,41 +16,36 @@ and returns a `VantageResult`:
   of each direction of each connection, in capture order.
 
 Two engines give identical results (tests/test_tcp_fast.py): the readable reference in `conn.py`
-(pure Python, ~60-150 k packets/s) and its compiled twin in `fast.py` (numba, ~3-4x faster end to end,
-but importing numba/LLVM costs ~120 MB of RSS and the first run compiles for ~30 s, cached afterwards).
-`compiled=None` picks the compiled one when numba is installed and the capture has at least
-COMPILE_MIN_PACKETS TCP segments (chunks are read ahead up to that many to decide);
-RESETLENS_PURE_PYTHON=1 forces the reference engine.
+(pure Python, ~60-150 k packets/s) and its C twin `_czeek.c` driven by `fast.py` (millions of packets/s,
+built by setup.py when a C compiler exists). `compiled=None` uses the C engine whenever it was built, for
+captures of every size; RESETLENS_PURE_PYTHON=1 forces the reference engine.
 """
 
 from __future__ import annotations
 
 import gc
-import itertools
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
-from resetlens.model import Connection
+from resetlens.tcp.conntable import ConnectionTable
 from resetlens.tcp.resets import ResetRecord, build_record, decode_payload, flow_columns
 from resetlens.tcp.tracker import (
     AFTER_RST_PKTS,
     ANCHOR_DATA_PKTS,
-    COMPILE_MIN_PACKETS,
     HEAD_PKTS,
     MAX_ANCHORS,
     TAIL_PKTS,
     VantageTracker,
-    numba_available,
 )
 
 
 @dataclass
 class VantageResult:
     vantage: str
-    connections: list[Connection] = field(default_factory=list)
+    connections: ConnectionTable = field(default_factory=ConnectionTable.empty)
     resets: list[ResetRecord] = field(default_factory=list)
     flows: dict[str, np.ndarray] = field(default_factory=dict)
     anchors: np.ndarray | None = None
@@ -58,24 +54,13 @@ class VantageResult:
 
 def analyze_vantage(chunks: Iterable[Any], vantage: str, compiled: bool | None = None) -> VantageResult:
     """Analyse one capture's PacketChunks (anything with `.table` and `.segments`), in capture order."""
-    it = iter(chunks)
-    head: list[Any] = []
-    if compiled is None:
-        # Look ahead far enough to know whether the capture is big enough to pay for the compiled engine.
-        seen = 0
-        for chunk in it:
-            head.append(chunk)
-            seen += len(chunk.table)
-            if seen >= COMPILE_MIN_PACKETS:
-                break
-        compiled = seen >= COMPILE_MIN_PACKETS and numba_available()
     tracker = VantageTracker(vantage, compiled=compiled)
     segments: dict[int, bytes] = {}
     # The tracker makes many small acyclic objects: the cyclic GC would rescan them all for nothing.
     gc_was_enabled = gc.isenabled()
     gc.disable()
     try:
-        for chunk in itertools.chain(head, it):
+        for chunk in chunks:
             tracker.feed(chunk.table)
             if chunk.segments:
                 segments.update(chunk.segments)

@@ -3,14 +3,12 @@
 Memory grows with live connections and reset-relevant flows, not with packets: each chunk's rows are
 kept only as a bounded window per connection (its first HEAD_PKTS packets and the TAIL_PKTS before its
 first RST, then what follows the RST), and compaction drops the rows of connections that ended without a
-RST. The per-packet work is done by the reference engine (conn.py, pure Python) or by its compiled twin
-(fast.py), which give identical results.
+RST. The per-packet work is done by the C engine (`_czeek.c` behind fast.py) whenever it was built, else
+by its readable reference (conn.py, pure Python); both give identical results.
 """
 
 from __future__ import annotations
 
-import importlib.util
-import os
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,6 +17,7 @@ import numpy as np
 from resetlens.capture.table import OPT_WSCALE, PACKET_DTYPE, RST, SYN, flow_key, halves_to_addr
 from resetlens.model import Connection
 from resetlens.tcp.conn import Conn, Endpoint, is_reuse, process_packet, wants_flip
+from resetlens.tcp.conntable import ConnectionTable
 
 HEAD_PKTS = 6  # packets kept from the start of every connection (handshake)
 TAIL_PKTS = 48  # packets kept before a connection's first RST
@@ -27,21 +26,21 @@ ADDR_CACHE = 100_000  # address strings remembered for Connection rows
 MAX_ANCHORS = 100_000  # bound on the clock-alignment sample
 ANCHOR_DATA_PKTS = 2  # data segments per direction that count as anchors
 COMPACT_ROWS = 100_000  # compact the retained rows when this many are pending
-COMPILE_MIN_PACKETS = 200_000  # captures at least this large use the compiled engine (when numba is there)
 
 
-def numba_available() -> bool:
-    """True when the compiled engine can be used (numba is installed and not switched off), without
-    importing numba: its import alone costs ~120 MB of RSS, not worth it for small captures."""
-    if os.environ.get("RESETLENS_PURE_PYTHON"):
-        return False
-    return importlib.util.find_spec("numba") is not None
+def compiled_available() -> bool:
+    """True when the C engine was built and RESETLENS_PURE_PYTHON is not set."""
+    from resetlens.tcp import fast
+
+    return fast.AVAILABLE
 
 
-def _compiled_engine(tracker: VantageTracker) -> Any:
-    from resetlens.tcp import fast  # imports numba
+def _compiled_engine(tracker: VantageTracker, cap: int | None = None) -> Any:
+    from resetlens.tcp import fast
 
-    return fast.FastTracker(tracker)
+    if not fast.AVAILABLE:
+        raise RuntimeError("the C connection engine (resetlens.tcp._czeek) is not built or is switched off")
+    return fast.FastTracker(tracker) if cap is None else fast.FastTracker(tracker, cap)
 
 
 @dataclass
@@ -65,7 +64,7 @@ class RstSnapshot:
 
 @dataclass
 class TrackerOutput:
-    connections: list[Connection]
+    connections: ConnectionTable
     snapshots: list[RstSnapshot]
     flows: dict[str, np.ndarray]
     anchors: np.ndarray
@@ -75,10 +74,14 @@ class TrackerOutput:
 class VantageTracker:
     """Feed chunks in capture order; `finish()` returns connections, RST snapshots, flows, anchors."""
 
-    def __init__(self, vantage: str, compiled: bool | None = None) -> None:
+    def __init__(self, vantage: str, compiled: bool | None = None, slots: int | None = None) -> None:
+        """compiled: None uses the C engine when it is available, True requires it, False uses conn.py;
+        slots: the C engine's initial connection slots (tests shrink it to exercise growth)."""
         self.vantage = vantage
-        self.compiled = compiled  # None: compiled when the first chunk has COMPILE_MIN_PACKETS rows
-        self.engine: Any = _compiled_engine(self) if compiled else None
+        if compiled is None:
+            compiled = compiled_available()
+        self.compiled = compiled
+        self.engine: Any = _compiled_engine(self, slots) if compiled else None
         self.live: dict[tuple, Conn] = {}
         self.objs: list[Conn | None] = []  # by conn idx, None once finalised
         self.final_n: list[int] = []  # packets of finalised connections
@@ -100,9 +103,6 @@ class VantageTracker:
         n = len(table)
         if n == 0:
             return
-        if self.packets == 0 and self.engine is None and self.compiled is None:
-            if n >= COMPILE_MIN_PACKETS and numba_available():
-                self.engine = _compiled_engine(self)
         self.packets += n
         if self.engine is not None:
             self.engine.feed(table)
@@ -306,9 +306,9 @@ class VantageTracker:
             self._finalise(c)
         for snap, ep in zip(self.snapshots, self.snap_sender, strict=True):
             snap.sent_by_orig = ep.is_orig
-        return self._output([r for r in self.rows_of if r is not None])
+        return self._output(ConnectionTable.from_connections(r for r in self.rows_of if r is not None))
 
-    def _output(self, connections: list[Connection]) -> TrackerOutput:
+    def _output(self, connections: ConnectionTable) -> TrackerOutput:
         self._compact()
         flows: dict[str, np.ndarray] = {}
         if self.pending:
