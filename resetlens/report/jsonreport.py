@@ -66,9 +66,14 @@ def _table_rows(table: Any) -> Iterator[str] | None:
     """Rows of a columnar ConnectionTable as JSON text without building Connection objects, or None when
     a value needs the general path (a non-finite float). Only the vantage (user text) and history need
     escaping: addresses and state codes are produced by resetlens from fixed alphabets."""
-    cols = table.columns()
-    if not all(math.isfinite(x) for x in cols["ts"]) or not all(math.isfinite(x) for x in cols["duration"]):
+    import numpy as np
+
+    if not (np.isfinite(table.rows["ts"]).all() and np.isfinite(table.rows["duration"]).all()):
         return None
+    return _table_row_text(table)
+
+
+def _table_row_text(table: Any) -> Iterator[str]:
     quoted: dict[str, str] = {}
 
     def q(text: str) -> str:
@@ -77,23 +82,28 @@ def _table_rows(table: Any) -> Iterator[str] | None:
             got = quoted[text] = json.dumps(text, ensure_ascii=False)
         return got
 
-    if table.uid_text is None:  # C{idx+1}@{vantage}: the number, then the vantage's escaped text
-        uids = [
-            f'"C{i + 1}@{q(v)[1:]}' for i, v in zip(table.rows["idx"].tolist(), cols["vantage"], strict=True)
-        ]
-    else:
-        uids = [q(u) for u in cols["uid"]]
-    rows = zip(
-        cols["vantage"], cols["ts"], cols["orig_h"], cols["orig_p"], cols["resp_h"], cols["resp_p"],
-        cols["conn_state"], cols["history"], cols["duration"], cols["orig_bytes"], cols["resp_bytes"],
-        uids, cols["orig_pkts"], cols["resp_pkts"], cols["first_frame"], cols["last_frame"], strict=True,
-    )  # fmt: skip
-    return (
-        f'{{"vantage":{q(v)},"ts":{ts!r},"orig_h":"{oh}","orig_p":{op},"resp_h":"{rh}","resp_p":{rp},'
-        f'"conn_state":"{st}","history":{q(h)},"duration":{du!r},"orig_bytes":{ob},"resp_bytes":{rb},'
-        f'"uid":{u},"orig_pkts":{opk},"resp_pkts":{rpk},"first_frame":{ff},"last_frame":{lf}}}'
-        for v, ts, oh, op, rh, rp, st, h, du, ob, rb, u, opk, rpk, ff, lf in rows
-    )
+    for start in range(0, len(table), ROWS_PER_PIECE):
+        cols = table.columns(start, start + ROWS_PER_PIECE)
+        if table.uid_text is None:  # C{idx+1}@{vantage}: the number, then the vantage's escaped text
+            uids = [
+                f'"C{i + 1}@{q(v)[1:]}'
+                for i, v in zip(
+                    table.rows["idx"][start : start + ROWS_PER_PIECE].tolist(), cols["vantage"], strict=True
+                )
+            ]
+        else:
+            uids = [q(u) for u in cols["uid"]]
+        rows = zip(
+            cols["vantage"], cols["ts"], cols["orig_h"], cols["orig_p"], cols["resp_h"], cols["resp_p"],
+            cols["conn_state"], cols["history"], cols["duration"], cols["orig_bytes"], cols["resp_bytes"],
+            uids, cols["orig_pkts"], cols["resp_pkts"], cols["first_frame"], cols["last_frame"], strict=True,
+        )  # fmt: skip
+        for v, ts, oh, op, rh, rp, st, h, du, ob, rb, u, opk, rpk, ff, lf in rows:
+            yield (
+                f'{{"vantage":{q(v)},"ts":{ts!r},"orig_h":"{oh}","orig_p":{op},"resp_h":"{rh}","resp_p":{rp},'
+                f'"conn_state":"{st}","history":{q(h)},"duration":{du!r},"orig_bytes":{ob},"resp_bytes":{rb},'
+                f'"uid":{u},"orig_pkts":{opk},"resp_pkts":{rpk},"first_frame":{ff},"last_frame":{lf}}}'
+            )
 
 
 def _value_text(value: Any) -> str:
@@ -111,7 +121,8 @@ def _value_text(value: Any) -> str:
 
 def iter_json(analysis: Analysis) -> Iterator[str]:
     """The analysis as contract JSON text, in pieces (stable key order; connections one row per line), so
-    a capture with a million connections is never held as one dict or one string."""
+    a capture with a million connections is never held as one dict or one string. The text is the same as
+    one indented dump of the whole analysis."""
     names = tuple(f.name for f in dataclasses.fields(Analysis))
     conn_names = tuple(f.name for f in dataclasses.fields(Connection))
     yield "{\n"
@@ -137,7 +148,15 @@ def iter_json(analysis: Analysis) -> Iterator[str]:
             yield "  " + ",\n  ".join(batch) + "\n"  # never empty: `rows` was checked above
             yield f" ]{sep}"
             continue
-        text = _value_text(getattr(analysis, name))
+        value = getattr(analysis, name)
+        if isinstance(value, list) and value:  # element by element: never the whole list as one string
+            yield f" {key}: [\n"
+            last = len(value) - 1
+            for j, item in enumerate(value):
+                yield "   " + _value_text(item).replace("\n", "\n   ") + (",\n" if j < last else "\n")
+            yield f" ]{sep}"
+            continue
+        text = _value_text(value)
         yield f" {key}: " + text.replace("\n", "\n ") + sep
     yield "}\n"
 

@@ -222,12 +222,13 @@ class ConnectionTable(Sequence[Connection]):
         return self._ids
 
     def uids(self) -> list[str]:
-        if self.uid_text is not None:
-            return self.uid_text
+        return self.uid_text if self.uid_text is not None else self._uids(self.rows)
+
+    def _uids(self, rows: np.ndarray) -> list[str]:
         names = self.vantages
         return [
             f"C{i + 1}@{names[v]}"
-            for i, v in zip(self.rows["idx"].tolist(), self.rows["vantage"].tolist(), strict=True)
+            for i, v in zip(rows["idx"].tolist(), rows["vantage"].tolist(), strict=True)
         ]
 
     def of_vantage(self, vantage: str) -> ConnectionTable:
@@ -250,24 +251,26 @@ class ConnectionTable(Sequence[Connection]):
             mask = self.rows["vantage"] == self.vantages.index(vantage)
             self.rows["ts"][mask] += offset
 
-    def columns(self) -> dict[str, Any]:
-        """The contract's fields as columns (lists), for JSON rows and database inserts."""
-        r = self.rows
+    def columns(self, start: int = 0, stop: int | None = None) -> dict[str, Any]:
+        """The contract's fields as columns (lists) for rows start..stop, for JSON rows and database
+        inserts (ask in slices to keep the Python objects of a huge table few at a time)."""
+        stop = len(self) if stop is None else min(stop, len(self))
+        r = self.rows[start:stop]
         names = self.vantages
         codes = np.array(STATE_CODES, dtype=object)
         return {
             "vantage": [names[v] for v in r["vantage"].tolist()],
             "ts": r["ts"].tolist(),
-            "orig_h": self.text("orig"),
+            "orig_h": self.text("orig")[start:stop],
             "orig_p": r["orig_p"].tolist(),
-            "resp_h": self.text("resp"),
+            "resp_h": self.text("resp")[start:stop],
             "resp_p": r["resp_p"].tolist(),
             "conn_state": codes[r["state"]].tolist() if len(r) else [],
-            "history": self.history,
+            "history": self.history[start:stop],
             "duration": r["duration"].tolist(),
             "orig_bytes": r["orig_bytes"].tolist(),
             "resp_bytes": r["resp_bytes"].tolist(),
-            "uid": self.uids(),
+            "uid": self.uids()[start:stop] if self.uid_text is not None else self._uids(r),
             "orig_pkts": r["orig_pkts"].tolist(),
             "resp_pkts": r["resp_pkts"].tolist(),
             "first_frame": r["first_frame"].tolist(),
