@@ -232,12 +232,6 @@ def _row_dict(row: np.void, offset: float) -> dict[str, Any]:
 
 def _ladder_rows(rows: np.ndarray, offset: float) -> list[dict[str, Any]]:
     """_row_dict of every row, reading each column once (a ladder is ~17 rows; thousands of ladders)."""
-    cols = zip(
-        rows["frame"].tolist(), (rows["ts"] + offset).tolist(), rows["src_hi"].tolist(), rows["src_lo"].tolist(),
-        rows["sport"].tolist(), rows["dst_hi"].tolist(), rows["dst_lo"].tolist(), rows["dport"].tolist(),
-        rows["flags"].tolist(), rows["seq"].tolist(), rows["ack"].tolist(), rows["payload_len"].tolist(),
-        rows["ttl"].tolist(), rows["ip_id"].tolist(), rows["ipver"].tolist(), rows["window"].tolist(), strict=True,
-    )  # fmt: skip
     keys = (
         "frame",
         "ts",
@@ -253,6 +247,20 @@ def _ladder_rows(rows: np.ndarray, offset: float) -> list[dict[str, Any]]:
         "ip_id",
         "window",
     )
+    names: dict[tuple[int, int], str] = {}  # a connection has two addresses: format each once
+
+    def name(hi: int, lo: int) -> str:
+        got = names.get((hi, lo))
+        if got is None:
+            got = names[(hi, lo)] = halves_to_addr(hi, lo)
+        return got
+
+    cols = zip(
+        rows["frame"].tolist(), (rows["ts"] + offset).tolist(), rows["src_hi"].tolist(), rows["src_lo"].tolist(),
+        rows["sport"].tolist(), rows["dst_hi"].tolist(), rows["dst_lo"].tolist(), rows["dport"].tolist(),
+        rows["flags"].tolist(), rows["seq"].tolist(), rows["ack"].tolist(), rows["payload_len"].tolist(),
+        rows["ttl"].tolist(), rows["ip_id"].tolist(), rows["ipver"].tolist(), rows["window"].tolist(), strict=True,
+    )  # fmt: skip
     return [
         dict(
             zip(
@@ -260,9 +268,9 @@ def _ladder_rows(rows: np.ndarray, offset: float) -> list[dict[str, Any]]:
                 (
                     fr,
                     ts,
-                    halves_to_addr(sh, sl),
+                    name(sh, sl),
                     sp,
-                    halves_to_addr(dh, dl),
+                    name(dh, dl),
                     dp,
                     flag_letters(fl),
                     sq,
