@@ -2,7 +2,7 @@
 
 `optional=True`: when no C compiler is available the build skips an extension and resetlens uses its
 pure Python twin (same results, slower): the record walk/decode (`_cwalk`) and the Zeek TCP connection
-engine (`_czeek`).
+engine (`_czeek`), the JSON text of connection rows (`_jsonrows`).
 """
 
 from setuptools import Extension, setup
@@ -18,6 +18,12 @@ setup(
         Extension(
             "resetlens.tcp._czeek",
             ["resetlens/tcp/_czeek.c"],
+            optional=True,
+            extra_compile_args=["-O2"],
+        ),
+        Extension(
+            "resetlens.report._jsonrows",
+            ["resetlens/report/_jsonrows.c"],
             optional=True,
             extra_compile_args=["-O2"],
         ),

@@ -118,3 +118,15 @@ def test_engine_output_survives_the_columns() -> None:
     objects = list(result.connections)
     assert objects
     assert list(ConnectionTable.from_connections(objects)) == objects
+
+
+@pytest.mark.parametrize("vantage", ["v", HOSTILE_VANTAGE + "\x01\x7f\b\f", "not-utf8-\udcff"])
+def test_c_row_formatter_writes_what_the_python_path_writes(vantage: str) -> None:
+    from resetlens.report import jsonreport
+
+    if jsonreport._jsonrows is None:
+        pytest.skip("C accelerators not built")
+    rows = conns(ROWS_PER_PIECE + 7, vantage)
+    rows[5] = dataclasses.replace(rows[5], history='A"\x02\u00e9')
+    table = ConnectionTable.from_connections(rows)
+    assert list(jsonreport._table_pieces_c(table)) == list(jsonreport._table_pieces_py(table))

@@ -16,6 +16,10 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
+try:  # connection rows as JSON text in C (built with the package; optional)
+    from resetlens.report import _jsonrows
+except ImportError:  # the Python path below gives the same text, slower
+    _jsonrows = None  # type: ignore[assignment]
 try:  # a C JSON encoder: serialises dataclasses without copying them, 5-10x faster than json
     import orjson
 except ImportError:  # pragma: no cover - the stdlib path below is complete on its own
@@ -62,18 +66,39 @@ def _connection_row(c: Any, names: tuple[str, ...]) -> str:
     return json.dumps(row, ensure_ascii=False, allow_nan=False)
 
 
-def _table_rows(table: Any) -> Iterator[str] | None:
-    """Rows of a columnar ConnectionTable as JSON text without building Connection objects, or None when
-    a value needs the general path (a non-finite float). Only the vantage (user text) and history need
-    escaping: addresses and state codes are produced by resetlens from fixed alphabets."""
+def _table_pieces(table: Any) -> Iterator[str] | None:
+    """Rows of a columnar ConnectionTable as JSON text, ROWS_PER_PIECE rows per piece joined by ",\\n  ",
+    without building Connection objects; None when a value needs the general path (a non-finite float)."""
     import numpy as np
 
     if not (np.isfinite(table.rows["ts"]).all() and np.isfinite(table.rows["duration"]).all()):
         return None
-    return _table_row_text(table)
+    return _table_pieces_c(table) if _jsonrows is not None else _table_pieces_py(table)
 
 
-def _table_row_text(table: Any) -> Iterator[str]:
+# Columns handed to the C formatter, in its order (resetlens/report/_jsonrows.c).
+_C_COLUMNS = ("idx", "vantage", "ts", "duration", "orig_p", "resp_p", "state", "orig_bytes", "resp_bytes",
+              "orig_pkts", "resp_pkts", "first_frame", "last_frame")  # fmt: skip
+
+
+def _table_pieces_c(table: Any) -> Iterator[str]:
+    import numpy as np
+
+    orig, resp = table.text("orig"), table.text("resp")
+    for start in range(0, len(table), ROWS_PER_PIECE):
+        stop = start + ROWS_PER_PIECE
+        part = table.rows[start:stop]
+        cols = (*(np.ascontiguousarray(part[name]) for name in _C_COLUMNS), b"")
+        uids = table.uid_text[start:stop] if table.uid_text is not None else None
+        try:
+            yield _jsonrows.rows(
+                cols, table.vantages, table.history[start:stop], orig[start:stop], resp[start:stop], uids
+            )
+        except UnicodeError:  # a lone surrogate (non-UTF-8 name): the Python path escapes it
+            yield from _table_pieces_py(table, start, stop)
+
+
+def _table_pieces_py(table: Any, start: int = 0, stop: int | None = None) -> Iterator[str]:
     quoted: dict[str, str] = {}
 
     def q(text: str) -> str:
@@ -82,14 +107,14 @@ def _table_row_text(table: Any) -> Iterator[str]:
             got = quoted[text] = json.dumps(text, ensure_ascii=False)
         return got
 
-    for start in range(0, len(table), ROWS_PER_PIECE):
-        cols = table.columns(start, start + ROWS_PER_PIECE)
+    stop = len(table) if stop is None else min(stop, len(table))
+    for lo in range(start, stop, ROWS_PER_PIECE):
+        hi = min(lo + ROWS_PER_PIECE, stop)
+        cols = table.columns(lo, hi)
         if table.uid_text is None:  # C{idx+1}@{vantage}: the number, then the vantage's escaped text
             uids = [
                 f'"C{i + 1}@{q(v)[1:]}'
-                for i, v in zip(
-                    table.rows["idx"][start : start + ROWS_PER_PIECE].tolist(), cols["vantage"], strict=True
-                )
+                for i, v in zip(table.rows["idx"][lo:hi].tolist(), cols["vantage"], strict=True)
             ]
         else:
             uids = [q(u) for u in cols["uid"]]
@@ -98,12 +123,24 @@ def _table_row_text(table: Any) -> Iterator[str]:
             cols["conn_state"], cols["history"], cols["duration"], cols["orig_bytes"], cols["resp_bytes"],
             uids, cols["orig_pkts"], cols["resp_pkts"], cols["first_frame"], cols["last_frame"], strict=True,
         )  # fmt: skip
-        for v, ts, oh, op, rh, rp, st, h, du, ob, rb, u, opk, rpk, ff, lf in rows:
-            yield (
-                f'{{"vantage":{q(v)},"ts":{ts!r},"orig_h":"{oh}","orig_p":{op},"resp_h":"{rh}","resp_p":{rp},'
-                f'"conn_state":"{st}","history":{q(h)},"duration":{du!r},"orig_bytes":{ob},"resp_bytes":{rb},'
-                f'"uid":{u},"orig_pkts":{opk},"resp_pkts":{rpk},"first_frame":{ff},"last_frame":{lf}}}'
-            )
+        yield ",\n  ".join(
+            f'{{"vantage":{q(v)},"ts":{ts!r},"orig_h":"{oh}","orig_p":{op},"resp_h":"{rh}","resp_p":{rp},'
+            f'"conn_state":"{st}","history":{q(h)},"duration":{du!r},"orig_bytes":{ob},"resp_bytes":{rb},'
+            f'"uid":{u},"orig_pkts":{opk},"resp_pkts":{rpk},"first_frame":{ff},"last_frame":{lf}}}'
+            for v, ts, oh, op, rh, rp, st, h, du, ob, rb, u, opk, rpk, ff, lf in rows
+        )
+
+
+def _object_pieces(rows: Iterable[Any], names: tuple[str, ...]) -> Iterator[str]:
+    """Connection objects as JSON text, ROWS_PER_PIECE rows per piece joined by ",\\n  "."""
+    batch: list[str] = []
+    for c in rows:
+        batch.append(_connection_row(c, names))
+        if len(batch) == ROWS_PER_PIECE:
+            yield ",\n  ".join(batch)
+            batch = []
+    if batch:
+        yield ",\n  ".join(batch)
 
 
 def _value_text(value: Any) -> str:
@@ -135,17 +172,15 @@ def iter_json(analysis: Analysis) -> Iterator[str]:
                 yield f" {key}: []{sep}"
                 continue
             yield f" {key}: [\n"
-            lines = _table_rows(rows) if hasattr(rows, "columns") else None
-            if lines is None:
-                lines = (_connection_row(c, conn_names) for c in rows)
-            # in pieces of ROWS_PER_PIECE rows: one write per row would cost more than the rows themselves
-            batch: list[str] = []
-            for line in lines:
-                if len(batch) == ROWS_PER_PIECE:  # a full piece with a row after it: a comma follows
-                    yield "  " + ",\n  ".join(batch) + ",\n"
-                    batch = []
-                batch.append(line)
-            yield "  " + ",\n  ".join(batch) + "\n"  # never empty: `rows` was checked above
+            pieces = _table_pieces(rows) if hasattr(rows, "columns") else None
+            if pieces is None:
+                pieces = _object_pieces(rows, conn_names)
+            # one piece per ROWS_PER_PIECE rows: one write per row would cost more than the rows themselves
+            lead = "  "
+            for piece in pieces:
+                yield lead + piece
+                lead = ",\n  "
+            yield "\n"
             yield f" ]{sep}"
             continue
         value = getattr(analysis, name)
