@@ -317,7 +317,7 @@ static int expired_by(conn_t *c, double t) {
             if (c->tt[k] < c->tt[best] || (c->tt[k] == c->tt[best] && c->tk[k] < c->tk[best])) best = k;
         double due = c->tt[best];
         int kind = c->tk[best];
-        if (due > t) {
+        if (!(due <= t)) { /* conn.py: due > t; a NaN time (never from the reader) counts as not due */
             c->nextt = due;
             return 0;
         }
@@ -902,7 +902,7 @@ static int Engine_init(Engine *self, PyObject *args, PyObject *kwds) {
     PyObject *layout;
     Py_buffer likely;
     long long anchor_data_pkts = 2, cap = 4096;
-    if (self->slots) {
+    if (self->histories) {
         PyErr_SetString(PyExc_RuntimeError, "Engine already initialised");
         return -1;
     }

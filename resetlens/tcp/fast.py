@@ -44,7 +44,7 @@ ROW_DTYPE = np.dtype(
         "itemsize": 112,
     }
 )  # fmt: skip
-DEFAULT_SLOTS = 4096  # connection slots allocated up front (doubled when exhausted)
+DEFAULT_SLOTS = 1024  # connection slots allocated up front, ~1.3 KB each (doubled when exhausted)
 
 
 def _layout() -> tuple[int, ...]:

@@ -272,16 +272,16 @@ class VantageTracker:
     def _compact(self) -> None:
         if not self.pending:
             return
-        rows = np.concatenate([p[0] for p in self.pending])
-        cid = np.concatenate([p[1] for p in self.pending])
-        ordn = np.concatenate([p[2] for p in self.pending])
         total, fro, dead = self._conn_arrays()
-        f = fro[cid]
-        keep_from = np.where(f >= 0, f - TAIL_PKTS, total[cid] - TAIL_PKTS)
-        keep = (ordn < HEAD_PKTS) | (ordn >= keep_from)
-        keep &= ~(dead[cid] & (f < 0))
-        keep &= (f < 0) | (ordn < f + AFTER_RST_PKTS)
-        kept = (rows[keep], cid[keep], ordn[keep])
+        parts: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
+        for rows, cid, ordn in self.pending:  # filter part by part: only kept rows are ever copied
+            f = fro[cid]
+            keep_from = np.where(f >= 0, f - TAIL_PKTS, total[cid] - TAIL_PKTS)
+            keep = (ordn < HEAD_PKTS) | (ordn >= keep_from)
+            keep &= ~(dead[cid] & (f < 0))
+            keep &= (f < 0) | (ordn < f + AFTER_RST_PKTS)
+            parts.append((rows[keep], cid[keep], ordn[keep]))
+        kept = tuple(np.concatenate([p[k] for p in parts]) for k in range(3))
         self.pending = [kept]
         self.pending_rows = len(kept[0])
         self.compact_at = max(COMPACT_ROWS, 2 * self.pending_rows)
