@@ -18,6 +18,7 @@ from resetlens import __version__
 from resetlens.blame.engine import Case, judge
 from resetlens.bundle import Bundle, CaptureSpec
 from resetlens.capture import open_capture
+from resetlens.capture.prefetch import prefetched
 from resetlens.capture.table import PACKET_DTYPE, RST, flag_letters, halves_to_addr
 from resetlens.errors import ResetlensError
 from resetlens.model import Analysis, CaptureSummary, Connection, Reset, Sighting
@@ -108,7 +109,7 @@ def read_vantage(spec: CaptureSpec, bundle: Bundle | None = None) -> VantageRead
         frame_base = 0
         for path in spec.paths:
             reader = open_capture(path)
-            for chunk in reader.chunks():
+            for chunk in prefetched(reader.chunks()):  # the next blocks are read while this one is tracked
                 table = chunk.table
                 if frame_base:
                     table = table.copy()

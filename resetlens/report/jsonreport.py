@@ -51,6 +51,7 @@ def _plain(value: Any) -> Any:
 # The one list that grows with the capture (a row per TCP connection): streamed row by row, one per line.
 STREAMED = "connections"
 ROWS_PER_PIECE = 2048  # connection rows per written piece
+ITEMS_PER_PIECE = 256  # elements of the other top-level lists (resets, hosts, ...) per written piece
 
 
 def _connection_row(c: Any, names: tuple[str, ...]) -> str:
@@ -184,11 +185,12 @@ def iter_json(analysis: Analysis) -> Iterator[str]:
             yield f" ]{sep}"
             continue
         value = getattr(analysis, name)
-        if isinstance(value, list) and value:  # element by element: never the whole list as one string
+        if isinstance(value, list) and value:  # ITEMS_PER_PIECE at a time: never the whole list as one string
             yield f" {key}: [\n"
-            last = len(value) - 1
-            for j, item in enumerate(value):
-                yield "   " + _value_text(item).replace("\n", "\n   ") + (",\n" if j < last else "\n")
+            for start in range(0, len(value), ITEMS_PER_PIECE):
+                inner = _value_text(value[start : start + ITEMS_PER_PIECE])[2:-2]  # without "[\n" and "\n]"
+                more = start + ITEMS_PER_PIECE < len(value)
+                yield " " + inner.replace("\n", "\n ") + (",\n" if more else "\n")
             yield f" ]{sep}"
             continue
         text = _value_text(value)
