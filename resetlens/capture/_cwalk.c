@@ -26,14 +26,13 @@ typedef struct {
     Py_ssize_t n, cap;
 } offsets_t;
 
+/* Appends without the GIL (the raw allocator); on failure returns -1 and the caller, holding the GIL
+ * again, raises MemoryError. */
 static int push(offsets_t *o, int64_t v) {
     if (o->n == o->cap) {
         Py_ssize_t cap = o->cap ? o->cap * 2 : 4096;
-        int64_t *grown = PyMem_Realloc(o->data, (size_t)cap * sizeof(int64_t));
-        if (!grown) {
-            PyErr_NoMemory();
-            return -1;
-        }
+        int64_t *grown = PyMem_RawRealloc(o->data, (size_t)cap * sizeof(int64_t));
+        if (!grown) return -1;
         o->data = grown;
         o->cap = cap;
     }
@@ -43,7 +42,7 @@ static int push(offsets_t *o, int64_t v) {
 
 static PyObject *as_bytes(offsets_t *o) {
     PyObject *out = PyBytes_FromStringAndSize(o->data ? (const char *)o->data : "", o->n * (Py_ssize_t)sizeof(int64_t));
-    PyMem_Free(o->data);
+    PyMem_RawFree(o->data);
     o->data = NULL;
     return out;
 }
@@ -60,7 +59,8 @@ static PyObject *walk_pcap(PyObject *self, PyObject *args) {
     const unsigned char *buf = view.buf;
     offsets_t offs = {0};
     Py_ssize_t off = start;
-    int absurd = 0;
+    int absurd = 0, nomem = 0;
+    Py_BEGIN_ALLOW_THREADS  /* pure C over the buffer: the read-ahead thread overlaps the tracker */
     while (off + hdr <= limit) {
         uint32_t cap = rd32(buf + off + 8, little);
         if ((Py_ssize_t)cap > maxcap) {
@@ -70,11 +70,16 @@ static PyObject *walk_pcap(PyObject *self, PyObject *args) {
         Py_ssize_t nxt = off + hdr + (Py_ssize_t)cap;
         if (nxt > limit) break;
         if (push(&offs, off) < 0) {
-            PyBuffer_Release(&view);
-            PyMem_Free(offs.data);
-            return NULL;
+            nomem = 1;
+            break;
         }
         off = nxt;
+    }
+    Py_END_ALLOW_THREADS
+    if (nomem) {
+        PyBuffer_Release(&view);
+        PyMem_RawFree(offs.data);
+        return PyErr_NoMemory();
     }
     PyBuffer_Release(&view);
     PyObject *list = as_bytes(&offs);
@@ -126,7 +131,10 @@ static PyObject *walk_pcapng(PyObject *self, PyObject *args) {
             Py_XDECREF(v);
             if (rc < 0) goto fail;
         }
-        if (push(&offs, at) < 0) goto fail;
+        if (push(&offs, at) < 0) {
+            PyErr_NoMemory();
+            goto fail;
+        }
         at += length;
     }
     PyBuffer_Release(&view);
@@ -138,7 +146,7 @@ static PyObject *walk_pcapng(PyObject *self, PyObject *args) {
     return Py_BuildValue("(NNni)", list, others, at, stop);
 fail:
     PyBuffer_Release(&view);
-    PyMem_Free(offs.data);
+    PyMem_RawFree(offs.data);
     Py_DECREF(others);
     return NULL;
 }
@@ -465,6 +473,8 @@ static PyObject *decode(PyObject *self, PyObject *args) {
     unsigned char *table = vt.buf;
     int64_t frags = 0, first_frag = -1;
     Py_ssize_t rows = 0;
+    int nomem = 0;
+    Py_BEGIN_ALLOW_THREADS  /* pure C over buffers: the read-ahead thread overlaps the tracker */
     for (Py_ssize_t i = 0; i < n; i++) {
         int64_t d = data[i];
         int64_t e = d + caplen[i];
@@ -555,15 +565,25 @@ static PyObject *decode(PyObject *self, PyObject *args) {
         put(row, &L, F_HEAD, head);
         put(row, &L, F_DIRECTION, dir);
         put(row, &L, F_IFINDEX, ifindex);
-        if (push(&recs, i) < 0) goto done;
+        if (push(&recs, i) < 0) {
+            nomem = 1;
+            break;
+        }
         if (flags & 0x004) {
             int64_t stop = t + hdr < e ? t + hdr : e;
             if (seg_end > stop) stop = seg_end;
             if (push(&rsts, rows) < 0 || push(&rsts, t) < 0 || push(&rsts, stop) < 0 ||
-                push(&rsts, ip.l4end - t) < 0)
-                goto done;
+                push(&rsts, ip.l4end - t) < 0) {
+                nomem = 1;
+                break;
+            }
         }
         rows++;
+    }
+    Py_END_ALLOW_THREADS
+    if (nomem) {
+        PyErr_NoMemory();
+        goto done;
     }
     {
         PyObject *rb = as_bytes(&recs);
@@ -575,8 +595,8 @@ static PyObject *decode(PyObject *self, PyObject *args) {
         }
     }
 done:
-    PyMem_Free(recs.data);
-    PyMem_Free(rsts.data);
+    PyMem_RawFree(recs.data);
+    PyMem_RawFree(rsts.data);
     PyBuffer_Release(&vb);
     PyBuffer_Release(&vd);
     PyBuffer_Release(&vc);
