@@ -23,7 +23,7 @@ from resetlens.capture.table import PACKET_DTYPE, RST, flag_letters, halves_to_a
 from resetlens.errors import ResetlensError
 from resetlens.model import Analysis, CaptureSummary, Connection, Reset, Sighting
 from resetlens.tcp import analyze_vantage
-from resetlens.tcp.conntable import ConnectionTable, as_table
+from resetlens.tcp.conntable import ConnectionTable, address_ids, as_table
 from resetlens.vantage import clock, match, roles
 
 LADDER_BEFORE = 12  # packets of the flow shown before the RST in a ladder diagram
@@ -180,10 +180,13 @@ def _address_ttls(reads: list[VantageRead]) -> dict[str, dict[str, dict[int, int
         per: dict[str, dict[int, int]] = defaultdict(dict)
         if a is not None and len(a):
             a = a[(a["flags"] & RST) == 0]
-            keys = np.stack([a["src_hi"], a["src_lo"], a["ttl"].astype(np.uint64)], axis=1)
-            uniq, counts = np.unique(keys, axis=0, return_counts=True)
-            for (hi, lo, ttl), n in zip(uniq.tolist(), counts.tolist(), strict=True):
-                per[halves_to_addr(hi, lo)][ttl] = n
+            ids, uhi, ulo = address_ids(a["src_hi"], a["src_lo"])
+            keys, counts = np.unique(
+                ids * 256 + a["ttl"], return_counts=True
+            )  # (address, TTL) as one integer
+            texts = [halves_to_addr(hi, lo) for hi, lo in zip(uhi.tolist(), ulo.tolist(), strict=True)]
+            for key, n in zip(keys.tolist(), counts.tolist(), strict=True):
+                per[texts[key >> 8]][key & 255] = n
         out[r.spec.vantage] = dict(per)
     return out
 
