@@ -25,10 +25,12 @@ CORPUS = ROOT.parent / "shared" / "corpus" / "pcaps"
 pytestmark = pytest.mark.skipif(not fast.AVAILABLE, reason="C engine not built")
 
 
-def run(tables: list[np.ndarray], compiled: bool, cap: int | None = None) -> tuple:
+def run(tables: list[np.ndarray], compiled: bool, cap: int | None = None, stats: dict | None = None) -> tuple:
     tracker = VantageTracker("v", compiled=compiled, slots=cap if compiled else None)
     for table in tables:
         tracker.feed(table)
+    if stats is not None and compiled:
+        stats.update(tracker.engine.engine.stats())
     out = tracker.finish()
     conns = [dataclasses.asdict(c) for c in out.connections]
     resets = [
@@ -36,17 +38,21 @@ def run(tables: list[np.ndarray], compiled: bool, cap: int | None = None) -> tup
         for s in out.snapshots
     ]
     flows = {k: v.tobytes() for k, v in out.flows.items()}
-    return conns, resets, flows, out.anchors.tobytes()
+    columns = (out.connections.rows.tobytes(), out.connections.history)
+    return conns, resets, flows, out.anchors.tobytes(), columns
 
 
-def assert_same(tables: list[np.ndarray], cap: int | None = None) -> tuple:
+def assert_same(tables: list[np.ndarray], cap: int | None = None, stats: dict | None = None) -> tuple:
+    """Both engines on the same chunks: connections (as objects and as table columns), RST records,
+    flows and anchors identical. Returns the reference's (connections, resets, flows, anchors)."""
     ref = run(tables, compiled=False)
-    got = run(tables, compiled=True, cap=cap)
+    got = run(tables, compiled=True, cap=cap, stats=stats)
     assert got[0] == ref[0]
     assert got[1] == ref[1]
     assert got[2] == ref[2]
     assert got[3] == ref[3]
-    return ref
+    assert got[4] == ref[4]
+    return ref[:4]
 
 
 @pytest.mark.skipif(not CORPUS.is_dir(), reason="shared corpus not present")
@@ -82,9 +88,11 @@ def test_same_with_slot_exhaustion_roles_flips_and_reuse() -> None:
             tr.add(t + 0.09, cl, SERVER, R, 1000 * k + 51)
     table = tr.chunk().table
     chunks = [table[i : i + 13] for i in range(0, len(table), 13)]
-    conns, resets, _, _ = assert_same(chunks, cap=2)
+    stats: dict = {}
+    conns, resets, _, _ = assert_same(chunks, cap=1, stats=stats)
     assert len(resets) == int(np.count_nonzero(table["flags"] & R))
     assert {c["conn_state"] for c in conns} >= {"REJ", "RSTO", "OTH"}
+    assert 1 < stats["slots"] <= 2 * stats["peak_live"] < len(conns)  # grew from one slot, as live ones did
 
 
 @pytest.mark.slow
@@ -162,8 +170,12 @@ def test_same_on_a_larger_generated_capture(tmp_path: Path) -> None:
     )
     tables = [c.table for c in open_capture(out).chunks()]
     assert len(tables) > 3
-    conns, resets, flows, anchors = assert_same(tables)
+    stats: dict = {}
+    conns, resets, flows, anchors = assert_same(tables, cap=8, stats=stats)
     assert len(conns) > 1000 and len(resets) > 10 and len(flows) > 10 and anchors
+    assert stats["connections"] == len(conns) and stats["snapshots"] == len(resets)
+    # slots are reused: memory follows the most connections live at once, not all connections
+    assert stats["peak_live"] < len(conns) / 2 and stats["slots"] <= max(8, 2 * stats["peak_live"])
 
 
 def _random_table(rng: np.random.Generator, n: int) -> np.ndarray:

@@ -68,7 +68,6 @@
 #define MAX_BLOCKS 8    /* out-of-order data blocks remembered per direction (conn.py: same) */
 #define MAX_TIMERS 16   /* pending analyzer timers per connection (Zeek keeps a handful at most) */
 #define HIST_MAX 256    /* history letters kept per connection: bounds a RST snapshot's history copy */
-#define MIN_SLOTS 16    /* smallest slot pool */
 #define N_FIELDS 15     /* packet-table fields read (layout tuple: offset, size per field) */
 
 /* Indices into the layout tuple, and each field's size in bytes. */
@@ -141,7 +140,7 @@ typedef struct {
     /* live hash table */
     hent_t *tab;
     uint64_t tmask;
-    int64_t nlive;
+    int64_t nlive, peak_live;
     uint64_t seed;
     /* per connection idx */
     int64_t next_idx, idx_cap;
@@ -713,9 +712,9 @@ static int ensure_idx(Engine *self, int64_t need) {
     return 0;
 }
 
-static int grow_slots(Engine *self) {
+static int grow_slots(Engine *self, int64_t want) {
     int64_t old = self->cap;
-    int64_t cap = old < MIN_SLOTS ? MIN_SLOTS : old * 2;
+    int64_t cap = old ? old * 2 : (want < 1 ? 1 : want);
     if (cap > (int64_t)(PY_SSIZE_T_MAX / (Py_ssize_t)sizeof(conn_t)) / 2) {
         PyErr_NoMemory();
         return -1;
@@ -736,16 +735,16 @@ static int grow_slots(Engine *self) {
     for (int64_t s = cap - 1; s >= old; s--) self->free_stack[self->nfree++] = s;
     self->cap = cap;
     /* the live table stays at most half full: at least 2 * cap entries */
-    uint64_t want = 64;
-    while (want < (uint64_t)cap * 2) want <<= 1;
-    if (want > self->tmask + 1) {
-        hent_t *tab = PyMem_Malloc((size_t)want * sizeof(hent_t));
+    uint64_t entries = 64;
+    while (entries < (uint64_t)cap * 2) entries <<= 1;
+    if (entries > self->tmask + 1) {
+        hent_t *tab = PyMem_Malloc((size_t)entries * sizeof(hent_t));
         if (!tab) {
             PyErr_NoMemory();
             return -1;
         }
-        for (uint64_t i = 0; i < want; i++) tab[i].slot = -1;
-        uint64_t mask = want - 1;
+        for (uint64_t i = 0; i < entries; i++) tab[i].slot = -1;
+        uint64_t mask = entries - 1;
         if (self->tab) {
             for (uint64_t i = 0; i <= self->tmask; i++) {
                 if (self->tab[i].slot < 0) continue;
@@ -782,7 +781,7 @@ static void table_insert(Engine *self, uint64_t h, int64_t s) {
     while (self->tab[j].slot >= 0) j = (j + 1) & mask; /* never full: at most half the entries used */
     self->tab[j].hash = h;
     self->tab[j].slot = s;
-    self->nlive++;
+    if (++self->nlive > self->peak_live) self->peak_live = self->nlive;
 }
 
 static void table_remove(Engine *self, int64_t s) { /* linear probing with backward-shift deletion */
@@ -935,9 +934,11 @@ static int Engine_init(Engine *self, PyObject *args, PyObject *kwds) {
     if (!self->histories || !self->hist_intern) return -1;
     self->seed = mix64((uint64_t)(uintptr_t)self ^ 0x9E3779B97F4A7C15ULL); /* results never depend on it */
     self->tmask = 0;
-    if (cap < 1) cap = 1;
-    while (self->cap < cap)
-        if (grow_slots(self) < 0) return -1;
+    if (cap < 1 || cap > (1LL << 24)) {
+        PyErr_SetString(PyExc_ValueError, "cap must be between 1 and 2**24 slots");
+        return -1;
+    }
+    if (grow_slots(self, cap) < 0) return -1;
     return 0;
 }
 
@@ -1050,7 +1051,7 @@ static PyObject *Engine_feed(Engine *self, PyObject *args) {
             }
         }
         if (s < 0) {
-            if (self->nfree == 0 && grow_slots(self) < 0) goto done;
+            if (self->nfree == 0 && grow_slots(self, 0) < 0) goto done;
             if (ensure_idx(self, self->next_idx + 1) < 0) goto done;
             s = self->free_stack[--self->nfree];
             conn_t *c = &self->slots[s];
@@ -1189,9 +1190,12 @@ static PyObject *Engine_finish(Engine *self, PyObject *noargs) {
     return Py_BuildValue("(NNN)", rows, hist, sent);
 }
 
-static PyObject *Engine_live(Engine *self, PyObject *noargs) {
+static PyObject *Engine_stats(Engine *self, PyObject *noargs) {
     (void)noargs;
-    return PyLong_FromLongLong(self->nlive);
+    return Py_BuildValue("{s:L,s:L,s:L,s:L,s:L,s:n}", "live", (long long)self->nlive, "peak_live",
+                         (long long)self->peak_live, "slots", (long long)self->cap,
+                         "connections", (long long)self->next_idx, "snapshots", (long long)self->nsnap,
+                         "slot_bytes", (Py_ssize_t)sizeof(conn_t));
 }
 
 static PyMethodDef Engine_methods[] = {
@@ -1200,7 +1204,7 @@ static PyMethodDef Engine_methods[] = {
     {"conn_arrays", (PyCFunction)Engine_conn_arrays, METH_NOARGS,
      "per connection idx: packets (int64), first RST ordinal (int64, -1 none), ended (uint8), as bytes"},
     {"finish", (PyCFunction)Engine_finish, METH_NOARGS, "end every live connection: (rows, histories, sent_by_orig)"},
-    {"live", (PyCFunction)Engine_live, METH_NOARGS, "number of live connections"},
+    {"stats", (PyCFunction)Engine_stats, METH_NOARGS, "live connections, slots, connections, snapshots"},
     {NULL, NULL, 0, NULL},
 };
 
