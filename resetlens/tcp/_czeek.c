@@ -3,10 +3,13 @@
  * conn.py is the readable reference; this file restates it statement by statement (tests/test_tcp_fast.py
  * checks both give identical connections, RST snapshots, flows and anchors). One Engine per vantage:
  *
- *   Engine(layout, likely_ports, anchor_data_pkts, cap)
- *   feed(table, cid, ordn, anchor) -> [snapshot tuple per RST]   (one packet-table chunk, capture order)
+ *   Engine(layout, row_layout, row_size, likely_ports, anchor_data_pkts, cap)
+ *   feed(table, itemsize, cid, ordn, anchor) -> [snapshot tuple per RST]  (one chunk, capture order)
  *   conn_arrays() -> (packets, first RST ordinal, ended) per connection idx, as int64/int64/uint8 bytes
- *   finish() -> (rows bytes, histories, sent_by_orig bytes)      (ends every live connection)
+ *   finish() -> (rows bytearray, histories, sent_by_orig bytes)  (ends every live connection)
+ *
+ * Connection rows are written in the layout Python passes (CONNECTION_DTYPE), at the position of their
+ * creation index, so finish() hands over the table in creation order with nothing left to sort.
  *
  * Live connections are found through an open-addressing hash table keyed by the exact 4-tuple (lower
  * endpoint first), so two different tuples never share a connection. Connection state lives in slots that
@@ -110,16 +113,10 @@ typedef struct {
     uint8_t hist[HIST_MAX];
 } conn_t;
 
-/* One finished connection, as finish() returns them (Python views these with a matching dtype). */
-typedef struct {
-    int64_t idx;
-    double ts, duration;
-    uint64_t orig_hi, orig_lo, resp_hi, resp_lo;
-    int64_t orig_bytes, resp_bytes, orig_pkts, resp_pkts, first_frame, last_frame;
-    uint16_t orig_p, resp_p;
-    uint8_t state;
-    uint8_t pad[3];
-} crow_t;
+/* Connection-row fields written (row_layout tuple: offset, size per field; CONNECTION_DTYPE order). */
+enum { R_IDX, R_VANTAGE, R_TS, R_DURATION, R_ORIG_HI, R_ORIG_LO, R_RESP_HI, R_RESP_LO, R_ORIG_P, R_RESP_P, R_STATE,
+       R_ORIG_BYTES, R_RESP_BYTES, R_ORIG_PKTS, R_RESP_PKTS, R_FIRST_FRAME, R_LAST_FRAME, N_RFIELDS };
+static const int RFIELD_SIZE[N_RFIELDS] = {8, 2, 8, 8, 8, 8, 8, 8, 2, 2, 1, 8, 8, 8, 8, 8, 8};
 
 typedef struct {
     uint64_t hash;
@@ -151,10 +148,12 @@ typedef struct {
     int64_t *snap_next;
     int64_t *snap_flips;
     uint8_t *snap_side, *snap_orig;
-    /* finished rows */
-    crow_t *rows;
-    int64_t nrows, rows_cap;
-    PyObject *histories; /* list of str, parallel to rows */
+    /* connection rows, by idx (written when the connection ends) */
+    Py_ssize_t roff[N_RFIELDS];
+    Py_ssize_t row_size;
+    uint8_t *rows;
+    int finished;        /* finish() ran: the rows and histories were handed over */
+    PyObject *histories; /* list of str by idx (None until the connection ends) */
     PyObject *hist_intern; /* dict: one str object per distinct history */
 } Engine;
 
@@ -164,6 +163,11 @@ static inline int64_t sd(int64_t a, int64_t b) { /* a - b in 32-bit sequence spa
     uint64_t x = ((uint64_t)a - (uint64_t)b + 0x80000000u) & 0xFFFFFFFFu;
     return (int64_t)x - 0x80000000;
 }
+
+static inline void put_i64(uint8_t *p, int64_t v) { memcpy(p, &v, 8); }
+static inline void put_u64(uint8_t *p, uint64_t v) { memcpy(p, &v, 8); }
+static inline void put_f64(uint8_t *p, double v) { memcpy(p, &v, 8); }
+static inline void put_u16(uint8_t *p, uint16_t v) { memcpy(p, &v, 2); }
 
 static inline int64_t times10(int64_t v) { return v < INT64_MAX / 10 ? v * 10 : INT64_MAX; }
 
@@ -704,10 +708,11 @@ static PyObject *history_str(Engine *self, const conn_t *c, int intern) {
 
 static int ensure_idx(Engine *self, int64_t need) {
     if (need <= self->idx_cap) return 0;
-    int64_t cap = self->idx_cap, c2 = self->idx_cap, c3 = self->idx_cap;
+    int64_t cap = self->idx_cap, c2 = self->idx_cap, c3 = self->idx_cap, c4 = self->idx_cap;
     if (grow_array((void **)&self->total, &cap, need, sizeof(int64_t)) < 0) return -1;
     if (grow_array((void **)&self->first_rst, &c2, need, sizeof(int64_t)) < 0) return -1;
     if (grow_array((void **)&self->dead, &c3, need, sizeof(uint8_t)) < 0) return -1;
+    if (grow_array((void **)&self->rows, &c4, need, (size_t)self->row_size) < 0) return -1;
     self->idx_cap = cap;
     return 0;
 }
@@ -811,33 +816,29 @@ static void table_remove(Engine *self, int64_t s) { /* linear probing with backw
 /* The connection in slot s ended: its row, its snapshots' sender role, free the slot. */
 static int finalise(Engine *self, int64_t s) {
     conn_t *c = &self->slots[s];
-    if (self->nrows == self->rows_cap &&
-        grow_array((void **)&self->rows, &self->rows_cap, self->nrows + 1, sizeof(crow_t)) < 0)
-        return -1;
     PyObject *hist = history_str(self, c, 1);
     if (!hist) return -1;
-    int rc = PyList_Append(self->histories, hist);
-    Py_DECREF(hist);
-    if (rc < 0) return -1;
-    crow_t *row = &self->rows[self->nrows++];
-    memset(row, 0, sizeof(*row));
+    if (PyList_SetItem(self->histories, (Py_ssize_t)c->idx, hist) < 0) return -1; /* steals hist */
     int of = c->ofirst ? 0 : 1; /* key endpoint of the originator */
-    row->idx = c->idx;
-    row->ts = c->start;
-    row->duration = c->last - c->start;
-    row->orig_hi = c->khi[of];
-    row->orig_lo = c->klo[of];
-    row->orig_p = c->kport[of];
-    row->resp_hi = c->khi[of ^ 1];
-    row->resp_lo = c->klo[of ^ 1];
-    row->resp_p = c->kport[of ^ 1];
-    row->state = (uint8_t)state_code(c);
-    row->orig_bytes = ep_size(&c->ep[0], &c->ep[1]);
-    row->resp_bytes = ep_size(&c->ep[1], &c->ep[0]);
-    row->orig_pkts = c->ep[0].pkts;
-    row->resp_pkts = c->ep[1].pkts;
-    row->first_frame = c->fframe;
-    row->last_frame = c->lframe;
+    uint8_t *row = self->rows + (size_t)c->idx * (size_t)self->row_size;
+    const Py_ssize_t *ro = self->roff;
+    put_i64(row + ro[R_IDX], c->idx);
+    put_u16(row + ro[R_VANTAGE], 0);
+    put_f64(row + ro[R_TS], c->start);
+    put_f64(row + ro[R_DURATION], c->last - c->start);
+    put_u64(row + ro[R_ORIG_HI], c->khi[of]);
+    put_u64(row + ro[R_ORIG_LO], c->klo[of]);
+    put_u64(row + ro[R_RESP_HI], c->khi[of ^ 1]);
+    put_u64(row + ro[R_RESP_LO], c->klo[of ^ 1]);
+    put_u16(row + ro[R_ORIG_P], c->kport[of]);
+    put_u16(row + ro[R_RESP_P], c->kport[of ^ 1]);
+    row[ro[R_STATE]] = (uint8_t)state_code(c);
+    put_i64(row + ro[R_ORIG_BYTES], ep_size(&c->ep[0], &c->ep[1]));
+    put_i64(row + ro[R_RESP_BYTES], ep_size(&c->ep[1], &c->ep[0]));
+    put_i64(row + ro[R_ORIG_PKTS], c->ep[0].pkts);
+    put_i64(row + ro[R_RESP_PKTS], c->ep[1].pkts);
+    put_i64(row + ro[R_FIRST_FRAME], c->fframe);
+    put_i64(row + ro[R_LAST_FRAME], c->lframe);
     for (int64_t k = c->snap_head, n = 0; k >= 0 && n < self->nsnap; k = self->snap_next[k], n++)
         self->snap_orig[k] = (self->snap_side[k] == 0) != ((c->flips - self->snap_flips[k]) % 2 == 1);
     c->snap_head = -1;
@@ -897,15 +898,17 @@ static void Engine_dealloc(Engine *self) {
 }
 
 static int Engine_init(Engine *self, PyObject *args, PyObject *kwds) {
-    static char *kwlist[] = {"layout", "likely_ports", "anchor_data_pkts", "cap", NULL};
-    PyObject *layout;
+    static char *kwlist[] = {"layout", "row_layout", "row_size", "likely_ports", "anchor_data_pkts", "cap", NULL};
+    PyObject *layout, *row_layout;
+    Py_ssize_t row_size;
     Py_buffer likely;
     long long anchor_data_pkts = 2, cap = 4096;
     if (self->histories) {
         PyErr_SetString(PyExc_RuntimeError, "Engine already initialised");
         return -1;
     }
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "Oy*|LL", kwlist, &layout, &likely, &anchor_data_pkts, &cap))
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "OOny*|LL", kwlist, &layout, &row_layout, &row_size, &likely,
+                                     &anchor_data_pkts, &cap))
         return -1;
     if (likely.len != 65536) {
         PyBuffer_Release(&likely);
@@ -928,6 +931,22 @@ static int Engine_init(Engine *self, PyObject *args, PyObject *kwds) {
         }
         self->off[f] = off;
     }
+    if (!PyTuple_Check(row_layout) || PyTuple_GET_SIZE(row_layout) != 2 * N_RFIELDS || row_size <= 0 ||
+        row_size > 4096) {
+        PyErr_SetString(PyExc_ValueError, "row_layout must be a tuple of (offset, size) per connection field");
+        return -1;
+    }
+    for (int f = 0; f < N_RFIELDS; f++) {
+        Py_ssize_t off = PyLong_AsSsize_t(PyTuple_GET_ITEM(row_layout, 2 * f));
+        Py_ssize_t size = PyLong_AsSsize_t(PyTuple_GET_ITEM(row_layout, 2 * f + 1));
+        if (PyErr_Occurred()) return -1;
+        if (off < 0 || size != RFIELD_SIZE[f] || off + size > row_size) {
+            PyErr_SetString(PyExc_ValueError, "connection-row layout does not match the engine");
+            return -1;
+        }
+        self->roff[f] = off;
+    }
+    self->row_size = row_size;
     self->anchor_data_pkts = anchor_data_pkts;
     self->histories = PyList_New(0);
     self->hist_intern = PyDict_New();
@@ -995,6 +1014,10 @@ static PyObject *Engine_feed(Engine *self, PyObject *args) {
     Py_buffer tb, vc, vo, va;
     if (self->broken) {
         PyErr_SetString(PyExc_RuntimeError, "engine state was left inconsistent by an earlier error");
+        return NULL;
+    }
+    if (self->finished) {
+        PyErr_SetString(PyExc_RuntimeError, "feed after finish");
         return NULL;
     }
     Py_ssize_t itemsize;
@@ -1066,6 +1089,8 @@ static PyObject *Engine_feed(Engine *self, PyObject *args) {
             self->total[self->next_idx] = 0;
             self->first_rst[self->next_idx] = -1;
             self->dead[self->next_idx] = 0;
+            if (PyList_Append(self->histories, Py_None) < 0) goto done; /* set when it ends */
+            memset(self->rows + (size_t)self->next_idx * (size_t)self->row_size, 0, (size_t)self->row_size);
             self->next_idx++;
             table_insert(self, h, s);
             int want_flip; /* conn.wants_flip: should the first packet's destination be the originator? */
@@ -1152,13 +1177,14 @@ static PyObject *Engine_conn_arrays(Engine *self, PyObject *noargs) {
                          n * (Py_ssize_t)sizeof(int64_t), n ? (const char *)self->dead : "", n);
 }
 
-/* finish() -> (rows, histories, sent_by_orig): ends every live connection, then hands over the finished
- * rows (bytes of crow_t in order of ending), their history strings and, per RST snapshot, whether its
- * sender ended up the originator. The engine is empty afterwards. */
+/* finish() -> (rows, histories, sent_by_orig): ends every live connection, then hands over the rows
+ * (a bytearray of row_size records in creation order), their history strings and, per RST snapshot,
+ * whether its sender ended up the originator. Once only. */
 static PyObject *Engine_finish(Engine *self, PyObject *noargs) {
     (void)noargs;
-    if (self->broken) {
-        PyErr_SetString(PyExc_RuntimeError, "engine state was left inconsistent by an earlier error");
+    if (self->broken || self->finished) {
+        PyErr_SetString(PyExc_RuntimeError, self->broken ? "engine state was left inconsistent by an earlier error"
+                                                         : "finish called twice");
         return NULL;
     }
     for (int64_t s = 0; s < self->cap; s++)
@@ -1166,8 +1192,8 @@ static PyObject *Engine_finish(Engine *self, PyObject *noargs) {
             self->broken = 1;
             return NULL;
         }
-    PyObject *rows = PyBytes_FromStringAndSize(self->nrows ? (const char *)self->rows : "",
-                                               (Py_ssize_t)self->nrows * (Py_ssize_t)sizeof(crow_t));
+    PyObject *rows = PyByteArray_FromStringAndSize(self->next_idx ? (const char *)self->rows : "",
+                                                   (Py_ssize_t)self->next_idx * self->row_size);
     if (!rows) return NULL;
     PyObject *sent = PyBytes_FromStringAndSize(self->nsnap ? (const char *)self->snap_orig : "",
                                                (Py_ssize_t)self->nsnap);
@@ -1175,19 +1201,11 @@ static PyObject *Engine_finish(Engine *self, PyObject *noargs) {
         Py_DECREF(rows);
         return NULL;
     }
-    PyObject *hist = self->histories;
-    self->histories = PyList_New(0);
-    if (!self->histories) {
-        self->histories = hist;
-        Py_DECREF(rows);
-        Py_DECREF(sent);
-        return NULL;
-    }
-    PyMem_Free(self->rows);
+    self->finished = 1;
+    PyMem_Free(self->rows); /* the table is the caller's now */
     self->rows = NULL;
-    self->nrows = self->rows_cap = 0;
     PyDict_Clear(self->hist_intern);
-    return Py_BuildValue("(NNN)", rows, hist, sent);
+    return Py_BuildValue("(NON)", rows, self->histories, sent);
 }
 
 static PyObject *Engine_stats(Engine *self, PyObject *noargs) {
@@ -1247,8 +1265,8 @@ PyMODINIT_FUNC PyInit__czeek(void) {
         TOO_LARGE_SEQ_DELTA, "HIST_SYN_PKT", HIST_SYN_PKT, "HIST_FIN_PKT", HIST_FIN_PKT, "HIST_RST_PKT",
         HIST_RST_PKT, "HIST_FIN_RST_PKT", HIST_FIN_RST_PKT, "HIST_DATA_PKT", HIST_DATA_PKT, "HIST_ACK_PKT",
         HIST_ACK_PKT, "HIST_MULTI_FLAG_PKT", HIST_MULTI_FLAG_PKT, "HIST_RESP_SHIFT", HIST_RESP_SHIFT,
-        "MAX_BLOCKS", (Py_ssize_t)MAX_BLOCKS, "HIST_MAX", (Py_ssize_t)HIST_MAX, "ROW_SIZE",
-        (Py_ssize_t)sizeof(crow_t));
+        "MAX_BLOCKS", (Py_ssize_t)MAX_BLOCKS, "HIST_MAX", (Py_ssize_t)HIST_MAX, "SLOT_BYTES",
+        (Py_ssize_t)sizeof(conn_t));
     if (!consts || PyModule_AddObject(m, "CONSTANTS", consts) < 0) {
         Py_XDECREF(consts);
         Py_DECREF(m);

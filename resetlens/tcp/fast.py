@@ -32,26 +32,15 @@ C_FIELDS = (
     "frame", "ts", "src_hi", "src_lo", "dst_hi", "dst_lo", "sport", "dport", "flags", "seq", "ack", "window",
     "payload_len", "captured_len", "opts",
 )  # fmt: skip
-# A finished row as the engine writes it (C struct crow_t, natural alignment).
-ROW_DTYPE = np.dtype(
-    {
-        "names": [
-            "idx", "ts", "duration", "orig_hi", "orig_lo", "resp_hi", "resp_lo", "orig_bytes", "resp_bytes",
-            "orig_pkts", "resp_pkts", "first_frame", "last_frame", "orig_p", "resp_p", "state",
-        ],
-        "formats": ["i8", "f8", "f8", "u8", "u8", "u8", "u8", "i8", "i8", "i8", "i8", "i8", "i8", "u2", "u2", "u1"],
-        "offsets": [0, 8, 16, 24, 32, 40, 48, 56, 64, 72, 80, 88, 96, 104, 106, 108],
-        "itemsize": 112,
-    }
-)  # fmt: skip
 DEFAULT_SLOTS = 1024  # connection slots allocated up front, ~1.3 KB each (doubled when exhausted)
 
 
-def _layout() -> tuple[int, ...]:
+def _layout(dtype: np.dtype, names: tuple[str, ...]) -> tuple[int, ...]:
+    """(offset, size) of each named field, flattened: where the engine reads or writes it."""
     out: list[int] = []
-    for name in C_FIELDS:
-        dtype, offset = PACKET_DTYPE.fields[name][:2]
-        out += [offset, dtype.itemsize]
+    for name in names:
+        field, offset = dtype.fields[name][:2]
+        out += [offset, field.itemsize]
     return tuple(out)
 
 
@@ -62,11 +51,7 @@ def _likely_ports() -> bytes:
     return bytes(flags)
 
 
-AVAILABLE = (
-    _czeek is not None
-    and not os.environ.get("RESETLENS_PURE_PYTHON")
-    and _czeek.CONSTANTS.get("ROW_SIZE") == ROW_DTYPE.itemsize
-)
+AVAILABLE = _czeek is not None and not os.environ.get("RESETLENS_PURE_PYTHON")
 
 
 class FastTracker:
@@ -76,10 +61,17 @@ class FastTracker:
         from resetlens.tcp.tracker import ANCHOR_DATA_PKTS
 
         self.base = base  # for retention, anchors, snapshots
-        self.engine = _czeek.Engine(_layout(), _likely_ports(), ANCHOR_DATA_PKTS, cap)
+        self.engine = _czeek.Engine(
+            _layout(PACKET_DTYPE, C_FIELDS),
+            _layout(CONNECTION_DTYPE, CONNECTION_DTYPE.names),
+            CONNECTION_DTYPE.itemsize,
+            _likely_ports(),
+            ANCHOR_DATA_PKTS,
+            cap,
+        )
 
     def feed(self, table: np.ndarray) -> None:
-        from resetlens.tcp.tracker import RstSnapshot
+        from resetlens.tcp.tracker import RstSnapshot, take_rows
 
         base = self.base
         if table.dtype != PACKET_DTYPE:
@@ -90,11 +82,14 @@ class FastTracker:
         ordn = np.empty(n, dtype=np.int32)
         anchor = np.empty(n, dtype=np.bool_)
         snaps = self.engine.feed(table, PACKET_DTYPE.itemsize, cid, ordn, anchor)
-        for row, idx, ordinal, sst, rst, snext, rnext, rack, rwin, wscaled, prev_ts, hist in snaps:
+        rst_rows = take_rows(table, np.array([s[0] for s in snaps], dtype=np.int64)) if snaps else table[:0]
+        for k, (_row, idx, ordinal, sst, rst, snext, rnext, rack, rwin, wscaled, prev_ts, hist) in enumerate(
+            snaps
+        ):
             base.snapshots.append(
                 RstSnapshot(
                     conn_idx=idx,
-                    row=table[row].copy(),
+                    row=rst_rows[k],  # a row of a copy: never pins the chunk
                     ordinal=ordinal,
                     sender_state=sst,
                     receiver_state=rst,
@@ -109,7 +104,7 @@ class FastTracker:
             )
         base.pending.append((table, cid, ordn))
         base.pending_rows += n
-        base._add_anchors(table[anchor])
+        base._add_anchors(table, np.flatnonzero(anchor))
         if base.pending_rows >= base.compact_at:
             base._compact()
 
@@ -128,14 +123,8 @@ class FastTracker:
         raw, history, sent = self.engine.finish()
         for snap, by_orig in zip(self.base.snapshots, sent, strict=True):
             snap.sent_by_orig = bool(by_orig)
-        got = np.frombuffer(raw, dtype=ROW_DTYPE)
-        order = np.argsort(got["idx"], kind="stable")
-        got = got[order]
-        rows = np.zeros(len(got), dtype=CONNECTION_DTYPE)
-        for name in ROW_DTYPE.names:
-            rows[name] = got[name]
-        hist = [history[j] for j in order.tolist()]
-        return ConnectionTable([self.base.vantage], rows, hist)
+        rows = np.frombuffer(raw, dtype=CONNECTION_DTYPE)  # a bytearray: writable, as the table expects
+        return ConnectionTable([self.base.vantage], rows, history)
 
 
 __all__ = ["AVAILABLE", "FastTracker"]

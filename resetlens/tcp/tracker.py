@@ -26,6 +26,21 @@ ADDR_CACHE = 100_000  # address strings remembered for Connection rows
 MAX_ANCHORS = 100_000  # bound on the clock-alignment sample
 ANCHOR_DATA_PKTS = 2  # data segments per direction that count as anchors
 COMPACT_ROWS = 100_000  # compact the retained rows when this many are pending
+# A packet-table row as opaque bytes: numpy gathers and concatenates these ~40x faster than rows of the
+# structured dtype (which it copies field by field).
+RAW_ROW = np.dtype((np.void, PACKET_DTYPE.itemsize))
+
+
+def take_rows(rows: np.ndarray, idx: np.ndarray) -> np.ndarray:
+    """rows[idx] (a copy), moved as raw bytes."""
+    return rows.view(RAW_ROW).take(idx).view(PACKET_DTYPE)
+
+
+def concat_rows(parts: list[np.ndarray]) -> np.ndarray:
+    """np.concatenate of packet-table arrays, moved as raw bytes."""
+    if not parts:
+        return np.zeros(0, dtype=PACKET_DTYPE)
+    return np.concatenate([p.view(RAW_ROW) for p in parts]).view(PACKET_DTYPE)
 
 
 def compiled_available() -> bool:
@@ -170,7 +185,7 @@ class VantageTracker:
         self._sweep(ts_l[-1])
         self.pending.append((table, cid, ordn))
         self.pending_rows += n
-        self._add_anchors(table[anchor])
+        self._add_anchors(table, np.flatnonzero(anchor))
         if self.pending_rows >= self.compact_at:
             self._compact()
 
@@ -258,13 +273,15 @@ class VantageTracker:
         return f"C{idx + 1}@{self.vantage}"
 
     # -- bounded retention -------------------------------------------------------------------------
-    def _add_anchors(self, rows: np.ndarray) -> None:
-        if self.anchor_stride > 1:
-            rows = rows[:: self.anchor_stride].copy()  # a copy: a strided view would pin the whole chunk
+    def _add_anchors(self, table: np.ndarray, idx: np.ndarray) -> None:
+        """Keep table[idx] (the chunk's anchor rows), thinned by the current stride; a copy, so the
+        sample never pins a whole chunk."""
+        rows = take_rows(table, idx[:: self.anchor_stride])
         self.anchors.append(rows)
         self.anchor_rows += len(rows)
         if self.anchor_rows > MAX_ANCHORS:
-            merged = np.concatenate(self.anchors)[::2].copy()
+            merged = concat_rows(self.anchors)
+            merged = take_rows(merged, np.arange(0, len(merged), 2))
             self.anchors = [merged]
             self.anchor_rows = len(merged)
             self.anchor_stride *= 2
@@ -280,8 +297,13 @@ class VantageTracker:
             keep = (ordn < HEAD_PKTS) | (ordn >= keep_from)
             keep &= ~(dead[cid] & (f < 0))
             keep &= (f < 0) | (ordn < f + AFTER_RST_PKTS)
-            parts.append((rows[keep], cid[keep], ordn[keep]))
-        kept = tuple(np.concatenate([p[k] for p in parts]) for k in range(3))
+            at = np.flatnonzero(keep)
+            parts.append((take_rows(rows, at), cid[at], ordn[at]))
+        kept = (
+            concat_rows([p[0] for p in parts]),
+            np.concatenate([p[1] for p in parts]),
+            np.concatenate([p[2] for p in parts]),
+        )
         self.pending = [kept]
         self.pending_rows = len(kept[0])
         self.compact_at = max(COMPACT_ROWS, 2 * self.pending_rows)
@@ -315,14 +337,14 @@ class VantageTracker:
             rows, cid, _ordn = self.pending[0]
             fro = self._conn_arrays()[1]
             sel = fro[cid] >= 0 if len(cid) else np.zeros(0, dtype=bool)
-            rows, cid = rows[sel], cid[sel]
-            order = np.argsort(cid, kind="stable")
-            rows, cid = rows[order], cid[order]
+            at = np.flatnonzero(sel)
+            at = at[np.argsort(cid[at], kind="stable")]
+            rows, cid = take_rows(rows, at), cid[at]
             if len(cid):
                 cuts = np.flatnonzero(np.diff(cid)) + 1
                 for part, ids in zip(np.split(rows, cuts), np.split(cid, cuts), strict=True):
                     flows[self.uid(int(ids[0]))] = part
-        anchors = np.concatenate(self.anchors) if self.anchors else np.zeros(0, dtype=PACKET_DTYPE)
+        anchors = concat_rows(self.anchors)
         return TrackerOutput(
             connections=connections,
             snapshots=self.snapshots,
