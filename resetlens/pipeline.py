@@ -234,61 +234,41 @@ def _row_dict(row: np.void, offset: float) -> dict[str, Any]:
     }
 
 
+_I = {name: i for i, name in enumerate(PACKET_DTYPE.names)}  # packet-table field -> index in a row tuple
+
+
 def _ladder_rows(rows: np.ndarray, offset: float) -> list[dict[str, Any]]:
-    """_row_dict of every row, reading each column once (a ladder is ~17 rows; thousands of ladders)."""
-    keys = (
-        "frame",
-        "ts",
-        "src",
-        "sport",
-        "dst",
-        "dport",
-        "flags",
-        "seq",
-        "ack",
-        "len",
-        "ttl",
-        "ip_id",
-        "window",
-    )
+    """_row_dict of every row from one tolist() of the rows (a ladder is ~17 rows; thousands of ladders)."""
     names: dict[tuple[int, int], str] = {}  # a connection has two addresses: format each once
-
-    def name(hi: int, lo: int) -> str:
-        got = names.get((hi, lo))
-        if got is None:
-            got = names[(hi, lo)] = halves_to_addr(hi, lo)
-        return got
-
-    cols = zip(
-        rows["frame"].tolist(), (rows["ts"] + offset).tolist(), rows["src_hi"].tolist(), rows["src_lo"].tolist(),
-        rows["sport"].tolist(), rows["dst_hi"].tolist(), rows["dst_lo"].tolist(), rows["dport"].tolist(),
-        rows["flags"].tolist(), rows["seq"].tolist(), rows["ack"].tolist(), rows["payload_len"].tolist(),
-        rows["ttl"].tolist(), rows["ip_id"].tolist(), rows["ipver"].tolist(), rows["window"].tolist(), strict=True,
-    )  # fmt: skip
-    return [
-        dict(
-            zip(
-                keys,
-                (
-                    fr,
-                    ts,
-                    name(sh, sl),
-                    sp,
-                    name(dh, dl),
-                    dp,
-                    flag_letters(fl),
-                    sq,
-                    ak,
-                    pl,
-                    ttl,
-                    ipid if ver == 4 else None,
-                    win,
-                ),
-                strict=True,
-            )
+    out = []
+    fr, ts, sh, sl, sp = _I["frame"], _I["ts"], _I["src_hi"], _I["src_lo"], _I["sport"]
+    dh, dl, dp, fl, sq, ak = _I["dst_hi"], _I["dst_lo"], _I["dport"], _I["flags"], _I["seq"], _I["ack"]
+    pl, ttl, ipid, ver, win = _I["payload_len"], _I["ttl"], _I["ip_id"], _I["ipver"], _I["window"]
+    for r in rows.tolist():
+        src = names.get((r[sh], r[sl]))
+        if src is None:
+            src = names[(r[sh], r[sl])] = halves_to_addr(r[sh], r[sl])
+        dst = names.get((r[dh], r[dl]))
+        if dst is None:
+            dst = names[(r[dh], r[dl])] = halves_to_addr(r[dh], r[dl])
+        out.append(
+            {
+                "frame": r[fr],
+                "ts": r[ts] + offset,
+                "src": src,
+                "sport": r[sp],
+                "dst": dst,
+                "dport": r[dp],
+                "flags": flag_letters(r[fl]),
+                "seq": r[sq],
+                "ack": r[ak],
+                "len": r[pl],
+                "ttl": r[ttl],
+                "ip_id": r[ipid] if r[ver] == 4 else None,
+                "window": r[win],
+            }
         )
-        for fr, ts, sh, sl, sp, dh, dl, dp, fl, sq, ak, pl, ttl, ipid, ver, win in cols
-    ]
+    return out
 
 
 def _sighting(r: VantageRead, c: match.Copy) -> Sighting:

@@ -215,18 +215,21 @@ class ResetRecord:
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-able values (fields hold plain values: a shallow copy of lists and dicts is enough,
         and much cheaper than dataclasses.asdict's deep copy on thousands of resets)."""
-        out: dict[str, Any] = {}
-        for name in _FIELD_NAMES:
-            v = getattr(self, name)
+        out = {name: getattr(self, name) for name in _FIELD_NAMES}
+        for name in _CONTAINER_FIELDS:
+            v = out[name]
             if isinstance(v, list):
-                v = [dict(x) if isinstance(x, dict) else x for x in v]
+                out[name] = [dict(x) if isinstance(x, dict) else x for x in v]
             elif isinstance(v, dict):
-                v = dict(v)
-            out[name] = v
+                out[name] = dict(v)
         return out
 
 
 _FIELD_NAMES = tuple(f.name for f in dataclasses.fields(ResetRecord))
+# Fields whose type may hold a list or dict (copied by to_dict so a consumer's edit never reaches the record).
+_CONTAINER_FIELDS = tuple(
+    f.name for f in dataclasses.fields(ResetRecord) if "list" in str(f.type) or "dict" in str(f.type)
+)
 
 
 def decode_payload(payload: bytes) -> tuple[dict[str, Any] | None, str | None]:
