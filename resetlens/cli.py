@@ -87,14 +87,16 @@ def analyze(
             b = bundle_from_args(capture, log, host)
         if reference:
             b.reference = reference
-        analysis = pipeline.analyze(b)
-        _write_outputs(analysis, json_out, html_out, md_out, b)
+        with pipeline.paused_gc():  # the outputs walk the same many small objects
+            analysis = pipeline.analyze(b)
+            _write_outputs(analysis, json_out, html_out, md_out, b)
     except ResetlensError as e:
         raise _fail(str(e)) from None
     if not quiet and json_out != "-":
         from resetlens.report.terminal import print_summary
 
-        print_summary(analysis, Console(highlight=False))
+        with pipeline.paused_gc():
+            print_summary(analysis, Console(highlight=False))
     hits = [r for r in analysis.resets if any(m(r) for m in matchers)]
     if hits:
         print(f"resetlens: {len(hits)} reset(s) match --fail-on", file=sys.stderr)
