@@ -263,3 +263,18 @@ def test_c_engine_survives_any_row_bytes(data: bytes, hosts: int) -> None:
     assert rows["idx"].tolist() == list(range(len(rows)))
     assert len(out.snapshots) == int(np.count_nonzero(table["flags"] & R))
     assert all(len(h) <= 256 for h in out.connections.history)
+
+
+def test_engine_refuses_use_after_finish() -> None:
+    tr = Trace()
+    handshake(tr, t=1.0, cseq=100, sseq=500)
+    table = tr.chunk().table
+    tracker = VantageTracker("v", compiled=True)
+    tracker.feed(table)
+    out = tracker.finish()
+    assert len(out.connections) == 1 and out.connections[0].history == "ShA"
+    with pytest.raises(RuntimeError):
+        tracker.engine.finish()
+    with pytest.raises(RuntimeError):
+        tracker.engine.feed(table)
+    assert tracker.engine.engine.stats()["connections"] == 1  # still readable

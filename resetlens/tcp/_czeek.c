@@ -15,6 +15,8 @@
  * endpoint first), so two different tuples never share a connection. Connection state lives in slots that
  * are freed when the connection ends: memory follows live connections, not packets. Pure CPython API (no
  * numpy headers); the table is read through the buffer protocol at the field offsets Python passes in.
+ * The packet loop touches no Python object (raw allocator, history letters kept in an arena, snapshots
+ * turned into tuples afterwards), so feed() releases the GIL and the read-ahead thread decodes meanwhile.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -123,6 +125,15 @@ typedef struct {
     int64_t slot; /* -1 empty */
 } hent_t;
 
+/* One RST snapshot of the chunk being fed (conn.py VantageTracker._snapshot's values). */
+typedef struct {
+    int64_t row, idx, ord, sst, rst, snext, rnext, rack, rwin; /* -1 where conn.py has None */
+    double prev;
+    int wscaled, has_prev;
+    int64_t hlen;
+    uint8_t hist[HIST_MAX];
+} snap_t;
+
 typedef struct {
     PyObject_HEAD
     Py_ssize_t off[N_FIELDS];
@@ -152,9 +163,16 @@ typedef struct {
     Py_ssize_t roff[N_RFIELDS];
     Py_ssize_t row_size;
     uint8_t *rows;
-    int finished;        /* finish() ran: the rows and histories were handed over */
-    PyObject *histories; /* list of str by idx (None until the connection ends) */
-    PyObject *hist_intern; /* dict: one str object per distinct history */
+    int finished; /* finish() ran: the rows and histories were handed over */
+    int busy;     /* feed() is running without the GIL: every other call is refused */
+    int ready;    /* __init__ succeeded */
+    /* history letters of ended connections: arena[hist_off[idx] : + hist_len[idx]] */
+    uint8_t *arena;
+    int64_t arena_used, arena_cap;
+    int64_t *hist_off, *hist_len;
+    /* the current chunk's RST snapshots, turned into tuples once the GIL is back */
+    snap_t *fsnaps;
+    int64_t nfsnap, fsnap_cap;
 } Engine;
 
 /* ---- helpers -------------------------------------------------------------------------------------- */
@@ -171,21 +189,18 @@ static inline void put_u16(uint8_t *p, uint16_t v) { memcpy(p, &v, 2); }
 
 static inline int64_t times10(int64_t v) { return v < INT64_MAX / 10 ? v * 10 : INT64_MAX; }
 
+/* Memory is taken from the raw allocator, which needs no GIL: the packet loop runs without it. Growth
+ * functions return -1 on failure and set no Python error; the caller raises MemoryError once it holds
+ * the GIL again. */
 static int grow_array(void **p, int64_t *cap, int64_t need, size_t item) {
     if (need <= *cap) return 0;
     int64_t n = *cap ? *cap : 1024;
     while (n < need) {
-        if (n > INT64_MAX / 2 || (uint64_t)n * 2 > (uint64_t)PY_SSIZE_T_MAX / item) {
-            PyErr_NoMemory();
-            return -1;
-        }
+        if (n > INT64_MAX / 2 || (uint64_t)n * 2 > (uint64_t)PY_SSIZE_T_MAX / item) return -1;
         n *= 2;
     }
-    void *q = PyMem_Realloc(*p, (size_t)n * item);
-    if (!q) {
-        PyErr_NoMemory();
-        return -1;
-    }
+    void *q = PyMem_RawRealloc(*p, (size_t)n * item);
+    if (!q) return -1;
     *p = q;
     *cap = n;
     return 0;
@@ -691,63 +706,59 @@ static int state_code(const conn_t *c) {
     return 12;
 }
 
-static PyObject *history_str(Engine *self, const conn_t *c, int intern) {
-    PyObject *s = PyUnicode_DecodeLatin1((const char *)c->hist, (Py_ssize_t)c->hlen, NULL);
-    if (!s || !intern) return s;
-    PyObject *got = PyDict_SetDefault(self->hist_intern, s, s); /* borrowed */
-    if (!got) {
-        Py_DECREF(s);
-        return NULL;
-    }
-    Py_INCREF(got);
-    Py_DECREF(s);
-    return got;
+/* Keep a history's letters in the arena; *off receives where. */
+static int arena_put(Engine *self, const uint8_t *text, int64_t len, int64_t *off) {
+    if (grow_array((void **)&self->arena, &self->arena_cap, self->arena_used + len + 1, 1) < 0) return -1;
+    if (len) memcpy(self->arena + self->arena_used, text, (size_t)len);
+    *off = self->arena_used;
+    self->arena_used += len;
+    return 0;
 }
 
 /* ---- slots and the live table ----------------------------------------------------------------------- */
 
 static int ensure_idx(Engine *self, int64_t need) {
     if (need <= self->idx_cap) return 0;
-    int64_t cap = self->idx_cap, c2 = self->idx_cap, c3 = self->idx_cap, c4 = self->idx_cap;
-    if (grow_array((void **)&self->total, &cap, need, sizeof(int64_t)) < 0) return -1;
-    if (grow_array((void **)&self->first_rst, &c2, need, sizeof(int64_t)) < 0) return -1;
-    if (grow_array((void **)&self->dead, &c3, need, sizeof(uint8_t)) < 0) return -1;
-    if (grow_array((void **)&self->rows, &c4, need, (size_t)self->row_size) < 0) return -1;
+    int64_t cap = self->idx_cap, c2 = cap, c3 = cap, c4 = cap, c5 = cap, c6 = cap;
+    if (grow_array((void **)&self->total, &cap, need, sizeof(int64_t)) < 0 ||
+        grow_array((void **)&self->first_rst, &c2, need, sizeof(int64_t)) < 0 ||
+        grow_array((void **)&self->dead, &c3, need, sizeof(uint8_t)) < 0 ||
+        grow_array((void **)&self->rows, &c4, need, (size_t)self->row_size) < 0 ||
+        grow_array((void **)&self->hist_off, &c5, need, sizeof(int64_t)) < 0 ||
+        grow_array((void **)&self->hist_len, &c6, need, sizeof(int64_t)) < 0)
+        return -1;
     self->idx_cap = cap;
     return 0;
 }
 
+/* Double the slot pool (or create it with `want` slots) and the live table with it. All or nothing. */
 static int grow_slots(Engine *self, int64_t want) {
     int64_t old = self->cap;
     int64_t cap = old ? old * 2 : (want < 1 ? 1 : want);
-    if (cap > (int64_t)(PY_SSIZE_T_MAX / (Py_ssize_t)sizeof(conn_t)) / 2) {
-        PyErr_NoMemory();
+    if (cap > (int64_t)(PY_SSIZE_T_MAX / (Py_ssize_t)sizeof(conn_t)) / 2) return -1;
+    uint64_t entries = 64; /* the live table stays at most half full: at least 2 * cap entries */
+    while (entries < (uint64_t)cap * 2) entries <<= 1;
+    hent_t *tab = NULL;
+    if (entries > self->tmask + 1) {
+        tab = PyMem_RawMalloc((size_t)entries * sizeof(hent_t));
+        if (!tab) return -1;
+    }
+    int64_t *fs = PyMem_RawRealloc(self->free_stack, (size_t)cap * sizeof(int64_t));
+    if (!fs) {
+        PyMem_RawFree(tab);
         return -1;
     }
-    conn_t *slots = PyMem_Realloc(self->slots, (size_t)cap * sizeof(conn_t));
+    self->free_stack = fs;
+    conn_t *slots = PyMem_RawRealloc(self->slots, (size_t)cap * sizeof(conn_t));
     if (!slots) {
-        PyErr_NoMemory();
+        PyMem_RawFree(tab);
         return -1;
     }
     self->slots = slots;
     memset(slots + old, 0, (size_t)(cap - old) * sizeof(conn_t));
-    int64_t *fs = PyMem_Realloc(self->free_stack, (size_t)cap * sizeof(int64_t));
-    if (!fs) {
-        PyErr_NoMemory();
-        return -1;
-    }
-    self->free_stack = fs;
     for (int64_t s = cap - 1; s >= old; s--) self->free_stack[self->nfree++] = s;
     self->cap = cap;
-    /* the live table stays at most half full: at least 2 * cap entries */
-    uint64_t entries = 64;
-    while (entries < (uint64_t)cap * 2) entries <<= 1;
-    if (entries > self->tmask + 1) {
-        hent_t *tab = PyMem_Malloc((size_t)entries * sizeof(hent_t));
-        if (!tab) {
-            PyErr_NoMemory();
-            return -1;
-        }
+    if (tab) {
         for (uint64_t i = 0; i < entries; i++) tab[i].slot = -1;
         uint64_t mask = entries - 1;
         if (self->tab) {
@@ -757,7 +768,7 @@ static int grow_slots(Engine *self, int64_t want) {
                 while (tab[j].slot >= 0) j = (j + 1) & mask;
                 tab[j] = self->tab[i];
             }
-            PyMem_Free(self->tab);
+            PyMem_RawFree(self->tab);
         }
         self->tab = tab;
         self->tmask = mask;
@@ -816,9 +827,8 @@ static void table_remove(Engine *self, int64_t s) { /* linear probing with backw
 /* The connection in slot s ended: its row, its snapshots' sender role, free the slot. */
 static int finalise(Engine *self, int64_t s) {
     conn_t *c = &self->slots[s];
-    PyObject *hist = history_str(self, c, 1);
-    if (!hist) return -1;
-    if (PyList_SetItem(self->histories, (Py_ssize_t)c->idx, hist) < 0) return -1; /* steals hist */
+    if (arena_put(self, c->hist, c->hlen, &self->hist_off[c->idx]) < 0) return -1;
+    self->hist_len[c->idx] = c->hlen;
     int of = c->ofirst ? 0 : 1; /* key endpoint of the originator */
     uint8_t *row = self->rows + (size_t)c->idx * (size_t)self->row_size;
     const Py_ssize_t *ro = self->roff;
@@ -881,19 +891,10 @@ static void new_conn(conn_t *c, int64_t idx, double t, int64_t frame, int64_t sr
 /* ---- the Engine type -------------------------------------------------------------------------------- */
 
 static void Engine_dealloc(Engine *self) {
-    PyMem_Free(self->slots);
-    PyMem_Free(self->free_stack);
-    PyMem_Free(self->tab);
-    PyMem_Free(self->total);
-    PyMem_Free(self->first_rst);
-    PyMem_Free(self->dead);
-    PyMem_Free(self->snap_next);
-    PyMem_Free(self->snap_flips);
-    PyMem_Free(self->snap_side);
-    PyMem_Free(self->snap_orig);
-    PyMem_Free(self->rows);
-    Py_XDECREF(self->histories);
-    Py_XDECREF(self->hist_intern);
+    void *blocks[] = {self->slots,     self->free_stack, self->tab,       self->total,    self->first_rst,
+                      self->dead,      self->snap_next,  self->snap_flips, self->snap_side, self->snap_orig,
+                      self->rows,      self->arena,      self->hist_off,  self->hist_len, self->fsnaps};
+    for (size_t i = 0; i < sizeof(blocks) / sizeof(blocks[0]); i++) PyMem_RawFree(blocks[i]);
     Py_TYPE(self)->tp_free((PyObject *)self);
 }
 
@@ -903,7 +904,7 @@ static int Engine_init(Engine *self, PyObject *args, PyObject *kwds) {
     Py_ssize_t row_size;
     Py_buffer likely;
     long long anchor_data_pkts = 2, cap = 4096;
-    if (self->histories) {
+    if (self->ready || self->slots) {
         PyErr_SetString(PyExc_RuntimeError, "Engine already initialised");
         return -1;
     }
@@ -948,17 +949,29 @@ static int Engine_init(Engine *self, PyObject *args, PyObject *kwds) {
     }
     self->row_size = row_size;
     self->anchor_data_pkts = anchor_data_pkts;
-    self->histories = PyList_New(0);
-    self->hist_intern = PyDict_New();
-    if (!self->histories || !self->hist_intern) return -1;
     self->seed = mix64((uint64_t)(uintptr_t)self ^ 0x9E3779B97F4A7C15ULL); /* results never depend on it */
     self->tmask = 0;
     if (cap < 1 || cap > (1LL << 24)) {
         PyErr_SetString(PyExc_ValueError, "cap must be between 1 and 2**24 slots");
         return -1;
     }
-    if (grow_slots(self, cap) < 0) return -1;
+    if (grow_slots(self, cap) < 0) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    self->ready = 1;
     return 0;
+}
+
+/* Refuse a call the engine cannot serve now (not initialised, running, broken, finished). */
+static int unusable(Engine *self, int after_finish_ok) {
+    const char *why = !self->ready ? "Engine is not initialised"
+                      : self->busy ? "Engine is busy in feed() on another thread"
+                      : self->broken ? "engine state was left inconsistent by an earlier error"
+                      : (self->finished && !after_finish_ok) ? "Engine already finished"
+                                                             : NULL;
+    if (why) PyErr_SetString(PyExc_RuntimeError, why);
+    return why != NULL;
 }
 
 static inline uint64_t rd_u(const char *p, int size) {
@@ -976,27 +989,39 @@ static inline double rd_f8(const char *p) {
     return v;
 }
 
+/* Record the state just before a RST (no GIL needed). */
+static int record_snapshot(Engine *self, const conn_t *c, int e, Py_ssize_t row) {
+    if (grow_array((void **)&self->fsnaps, &self->fsnap_cap, self->nfsnap + 1, sizeof(snap_t)) < 0) return -1;
+    const endpoint_t *ep = &c->ep[e], *peer = &c->ep[e ^ 1];
+    snap_t *sn = &self->fsnaps[self->nfsnap++];
+    sn->row = row;
+    sn->idx = c->idx;
+    sn->ord = c->npk;
+    sn->sst = ep->st;
+    sn->rst = peer->st;
+    sn->snext = ep->st != INACTIVE ? ep->lseq : -1;
+    sn->rnext = peer->st != INACTIVE ? peer->lseq : -1;
+    sn->rack = peer->acks;
+    sn->rwin = peer->wins;
+    sn->wscaled = ep->wsc && peer->wsc;
+    sn->has_prev = c->npk != 0;
+    sn->prev = c->prev;
+    sn->hlen = c->hlen;
+    memcpy(sn->hist, c->hist, (size_t)c->hlen);
+    return 0;
+}
+
+static PyObject *opt_int(int64_t v) { return v >= 0 ? PyLong_FromLongLong(v) : Py_NewRef(Py_None); }
+
 /* Snapshot tuple: (row, conn_idx, ordinal, sender_state, receiver_state, sender_next_seq,
  * receiver_next_seq, receiver_ack, receiver_window, window_scaled, prev_ts, history_before);
  * None where conn.py has None. */
-static PyObject *snapshot(Engine *self, conn_t *c, int e, Py_ssize_t row) {
-    endpoint_t *ep = &c->ep[e], *peer = &c->ep[e ^ 1];
-    PyObject *hist = history_str(self, c, 0);
-    if (!hist) return NULL;
-    PyObject *prev = c->npk ? PyFloat_FromDouble(c->prev) : Py_NewRef(Py_None);
-    PyObject *out = NULL;
-    if (prev) {
-        out = Py_BuildValue(
-            "(nLLLLNNNNONN)", row, (long long)c->idx, (long long)c->npk, (long long)ep->st, (long long)peer->st,
-            ep->st != INACTIVE ? PyLong_FromLongLong(ep->lseq) : Py_NewRef(Py_None),
-            peer->st != INACTIVE ? PyLong_FromLongLong(peer->lseq) : Py_NewRef(Py_None),
-            peer->acks >= 0 ? PyLong_FromLongLong(peer->acks) : Py_NewRef(Py_None),
-            peer->wins >= 0 ? PyLong_FromLongLong(peer->wins) : Py_NewRef(Py_None),
-            (ep->wsc && peer->wsc) ? Py_True : Py_False, prev, hist);
-        return out;
-    }
-    Py_DECREF(hist);
-    return NULL;
+static PyObject *snapshot_tuple(const snap_t *sn) {
+    return Py_BuildValue("(nLLLLNNNNONN)", (Py_ssize_t)sn->row, (long long)sn->idx, (long long)sn->ord,
+                         (long long)sn->sst, (long long)sn->rst, opt_int(sn->snext), opt_int(sn->rnext),
+                         opt_int(sn->rack), opt_int(sn->rwin), sn->wscaled ? Py_True : Py_False,
+                         sn->has_prev ? PyFloat_FromDouble(sn->prev) : Py_NewRef(Py_None),
+                         PyUnicode_DecodeLatin1((const char *)sn->hist, (Py_ssize_t)sn->hlen, NULL));
 }
 
 /* Remove the connections Zeek's timers would have removed by `now` (keeps memory bounded). */
@@ -1010,40 +1035,9 @@ static int sweep(Engine *self, double now) {
     return 0;
 }
 
-static PyObject *Engine_feed(Engine *self, PyObject *args) {
-    Py_buffer tb, vc, vo, va;
-    if (self->broken) {
-        PyErr_SetString(PyExc_RuntimeError, "engine state was left inconsistent by an earlier error");
-        return NULL;
-    }
-    if (self->finished) {
-        PyErr_SetString(PyExc_RuntimeError, "feed after finish");
-        return NULL;
-    }
-    Py_ssize_t itemsize;
-    if (!PyArg_ParseTuple(args, "y*nw*w*w*", &tb, &itemsize, &vc, &vo, &va)) return NULL;
-    PyObject *snaps = NULL;
-    Py_ssize_t n = itemsize > 0 ? tb.len / itemsize : 0;
-    int ok = 0;
-    if (itemsize <= 0 || tb.len % itemsize || vc.len < n * 4 || vo.len < n * 4 || va.len < n) {
-        PyErr_SetString(PyExc_ValueError, "feed: buffer sizes do not match");
-        goto done;
-    }
-    for (int f = 0; f < N_FIELDS; f++)
-        if (self->off[f] + FIELD_SIZE[f] > itemsize) {
-            PyErr_SetString(PyExc_ValueError, "feed: row too short for the layout");
-            goto done;
-        }
-    snaps = PyList_New(0);
-    if (!snaps) goto done;
-    if (n == 0) {
-        ok = 1;
-        goto done;
-    }
-    self->broken = 1; /* until the chunk is through */
-    const char *base = tb.buf;
-    int32_t *cid = vc.buf, *ordn = vo.buf;
-    uint8_t *anchor = va.buf;
+/* The packet loop over one chunk, then the sweep: pure C, run without the GIL. -1: out of memory. */
+static int run_rows(Engine *self, const char *base, Py_ssize_t n, Py_ssize_t itemsize, int32_t *cid,
+                    int32_t *ordn, uint8_t *anchor) {
     const Py_ssize_t *off = self->off;
     double t = 0.0;
     for (Py_ssize_t i = 0; i < n; i++) {
@@ -1069,13 +1063,13 @@ static PyObject *Engine_feed(Engine *self, PyObject *args) {
             if (t >= c->nextt || t - c->last >= c->inact) gone = expired_by(c, t);
             if (!gone && (fl & SYN_F)) gone = is_reuse(c, fl, seq);
             if (gone) {
-                if (finalise(self, s) < 0) goto done;
+                if (finalise(self, s) < 0) return -1;
                 s = -1;
             }
         }
         if (s < 0) {
-            if (self->nfree == 0 && grow_slots(self, 0) < 0) goto done;
-            if (ensure_idx(self, self->next_idx + 1) < 0) goto done;
+            if (self->nfree == 0 && grow_slots(self, 0) < 0) return -1;
+            if (ensure_idx(self, self->next_idx + 1) < 0) return -1;
             s = self->free_stack[--self->nfree];
             conn_t *c = &self->slots[s];
             new_conn(c, self->next_idx, t, frame, first);
@@ -1089,7 +1083,6 @@ static PyObject *Engine_feed(Engine *self, PyObject *args) {
             self->total[self->next_idx] = 0;
             self->first_rst[self->next_idx] = -1;
             self->dead[self->next_idx] = 0;
-            if (PyList_Append(self->histories, Py_None) < 0) goto done; /* set when it ends */
             memset(self->rows + (size_t)self->next_idx * (size_t)self->row_size, 0, (size_t)self->row_size);
             self->next_idx++;
             table_insert(self, h, s);
@@ -1115,20 +1108,16 @@ static PyObject *Engine_feed(Engine *self, PyObject *args) {
             }
             if (fl & RST_F) {
                 if (self->first_rst[c->idx] < 0) self->first_rst[c->idx] = c->npk;
+                if (record_snapshot(self, c, e, i) < 0) return -1;
                 if (self->nsnap == self->snap_cap) {
                     int64_t c1 = self->snap_cap, c2 = self->snap_cap, c3 = self->snap_cap, c4 = self->snap_cap;
                     if (grow_array((void **)&self->snap_next, &c1, self->nsnap + 1, sizeof(int64_t)) < 0 ||
                         grow_array((void **)&self->snap_flips, &c2, self->nsnap + 1, sizeof(int64_t)) < 0 ||
                         grow_array((void **)&self->snap_side, &c3, self->nsnap + 1, sizeof(uint8_t)) < 0 ||
                         grow_array((void **)&self->snap_orig, &c4, self->nsnap + 1, sizeof(uint8_t)) < 0)
-                        goto done;
+                        return -1;
                     self->snap_cap = c1;
                 }
-                PyObject *snap = snapshot(self, c, e, i);
-                if (!snap) goto done;
-                int rc = PyList_Append(snaps, snap);
-                Py_DECREF(snap);
-                if (rc < 0) goto done;
                 int64_t k = self->nsnap++;
                 self->snap_side[k] = (uint8_t)e;
                 self->snap_flips[k] = c->flips;
@@ -1147,18 +1136,54 @@ static PyObject *Engine_feed(Engine *self, PyObject *args) {
         c->lframe = frame;
         c->prev = t;
     }
-    if (sweep(self, t) < 0) goto done;
-    self->broken = 0;
-    ok = 1;
+    return sweep(self, t);
+}
+
+static PyObject *Engine_feed(Engine *self, PyObject *args) {
+    Py_buffer tb, vc, vo, va;
+    if (unusable(self, 0)) return NULL;
+    Py_ssize_t itemsize;
+    if (!PyArg_ParseTuple(args, "y*nw*w*w*", &tb, &itemsize, &vc, &vo, &va)) return NULL;
+    PyObject *snaps = NULL;
+    Py_ssize_t n = itemsize > 0 ? tb.len / itemsize : 0;
+    if (itemsize <= 0 || tb.len % itemsize || vc.len < n * 4 || vo.len < n * 4 || va.len < n) {
+        PyErr_SetString(PyExc_ValueError, "feed: buffer sizes do not match");
+        goto done;
+    }
+    for (int f = 0; f < N_FIELDS; f++)
+        if (self->off[f] + FIELD_SIZE[f] > itemsize) {
+            PyErr_SetString(PyExc_ValueError, "feed: row too short for the layout");
+            goto done;
+        }
+    if (n) {
+        int rc;
+        self->busy = 1;
+        self->nfsnap = 0;
+        Py_BEGIN_ALLOW_THREADS /* pure C: the read-ahead thread decodes the next chunk meanwhile */
+        rc = run_rows(self, tb.buf, n, itemsize, vc.buf, vo.buf, va.buf);
+        Py_END_ALLOW_THREADS
+        self->busy = 0;
+        if (rc < 0) {
+            self->broken = 1;
+            PyErr_NoMemory();
+            goto done;
+        }
+    }
+    snaps = PyList_New((Py_ssize_t)(n ? self->nfsnap : 0));
+    if (!snaps) goto done;
+    for (int64_t k = 0; n && k < self->nfsnap; k++) {
+        PyObject *tup = snapshot_tuple(&self->fsnaps[k]);
+        if (!tup) {
+            Py_CLEAR(snaps);
+            goto done;
+        }
+        PyList_SET_ITEM(snaps, (Py_ssize_t)k, tup);
+    }
 done:
     PyBuffer_Release(&tb);
     PyBuffer_Release(&vc);
     PyBuffer_Release(&vo);
     PyBuffer_Release(&va);
-    if (!ok) {
-        Py_XDECREF(snaps);
-        return NULL;
-    }
     return snaps;
 }
 
@@ -1166,6 +1191,7 @@ done:
  * int64, int64 and uint8. */
 static PyObject *Engine_conn_arrays(Engine *self, PyObject *noargs) {
     (void)noargs;
+    if (unusable(self, 1)) return NULL;
     Py_ssize_t n = (Py_ssize_t)self->next_idx;
     PyObject *total = PyBytes_FromStringAndSize(NULL, n * (Py_ssize_t)sizeof(int64_t));
     if (!total) return NULL;
@@ -1182,34 +1208,48 @@ static PyObject *Engine_conn_arrays(Engine *self, PyObject *noargs) {
  * whether its sender ended up the originator. Once only. */
 static PyObject *Engine_finish(Engine *self, PyObject *noargs) {
     (void)noargs;
-    if (self->broken || self->finished) {
-        PyErr_SetString(PyExc_RuntimeError, self->broken ? "engine state was left inconsistent by an earlier error"
-                                                         : "finish called twice");
-        return NULL;
-    }
+    if (unusable(self, 0)) return NULL;
     for (int64_t s = 0; s < self->cap; s++)
         if (self->slots[s].live && finalise(self, s) < 0) {
             self->broken = 1;
-            return NULL;
+            return PyErr_NoMemory();
         }
-    PyObject *rows = PyByteArray_FromStringAndSize(self->next_idx ? (const char *)self->rows : "",
-                                                   (Py_ssize_t)self->next_idx * self->row_size);
-    if (!rows) return NULL;
-    PyObject *sent = PyBytes_FromStringAndSize(self->nsnap ? (const char *)self->snap_orig : "",
-                                               (Py_ssize_t)self->nsnap);
-    if (!sent) {
-        Py_DECREF(rows);
-        return NULL;
+    Py_ssize_t n = (Py_ssize_t)self->next_idx;
+    PyObject *rows = NULL, *hist = NULL, *sent = NULL, *seen = NULL;
+    rows = PyByteArray_FromStringAndSize(n ? (const char *)self->rows : "", n * self->row_size);
+    sent = PyBytes_FromStringAndSize(self->nsnap ? (const char *)self->snap_orig : "", (Py_ssize_t)self->nsnap);
+    hist = PyList_New(n);
+    seen = PyDict_New(); /* one str object per distinct history */
+    if (!rows || !sent || !hist || !seen) goto fail;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *text = PyUnicode_DecodeLatin1((const char *)self->arena + self->hist_off[i],
+                                                (Py_ssize_t)self->hist_len[i], NULL);
+        if (!text) goto fail;
+        PyObject *one = PyDict_SetDefault(seen, text, text); /* borrowed */
+        Py_XINCREF(one);
+        Py_DECREF(text);
+        if (!one) goto fail;
+        PyList_SET_ITEM(hist, i, one);
     }
+    Py_DECREF(seen);
     self->finished = 1;
-    PyMem_Free(self->rows); /* the table is the caller's now */
+    PyMem_RawFree(self->rows); /* the rows and histories are the caller's now */
+    PyMem_RawFree(self->arena);
     self->rows = NULL;
-    PyDict_Clear(self->hist_intern);
-    return Py_BuildValue("(NON)", rows, self->histories, sent);
+    self->arena = NULL;
+    self->arena_used = self->arena_cap = 0;
+    return Py_BuildValue("(NNN)", rows, hist, sent);
+fail:
+    Py_XDECREF(rows);
+    Py_XDECREF(sent);
+    Py_XDECREF(hist);
+    Py_XDECREF(seen);
+    return NULL;
 }
 
 static PyObject *Engine_stats(Engine *self, PyObject *noargs) {
     (void)noargs;
+    if (unusable(self, 1)) return NULL;
     return Py_BuildValue("{s:L,s:L,s:L,s:L,s:L,s:n}", "live", (long long)self->nlive, "peak_live",
                          (long long)self->peak_live, "slots", (long long)self->cap,
                          "connections", (long long)self->next_idx, "snapshots", (long long)self->nsnap,
