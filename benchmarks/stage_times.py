@@ -78,7 +78,7 @@ def main(argv: list[str]) -> int:
     out = argv[argv.index("--json") + 1] if "--json" in argv else str(default_out)
     sys.argv = ["resetlens", "analyze", "--capture", f"big={argv[1]}", "--json", out]
     try:
-        cli.main()
+        cli.app()  # not cli.main(): main ends the process without teardown once analyze is done
     except SystemExit as e:
         if e.code:
             raise

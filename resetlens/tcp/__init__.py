@@ -69,7 +69,7 @@ def analyze_vantage(chunks: Iterable[Any], vantage: str, compiled: bool | None =
         if gc_was_enabled:
             gc.enable()
     resets = []
-    cols_of: dict[str, dict[str, np.ndarray]] = {}
+    cols_of: dict[str, dict[str, list]] = {}
     for snap in out.snapshots:
         uid = tracker.uid(snap.conn_idx)
         flow = out.flows.get(uid)

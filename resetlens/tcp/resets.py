@@ -7,6 +7,7 @@ the connection's retained packets (the sender's earlier packets as a baseline, a
 from __future__ import annotations
 
 import dataclasses
+from bisect import bisect_left
 from collections import Counter
 from dataclasses import dataclass, field
 from functools import cache, lru_cache
@@ -263,7 +264,7 @@ def build_record(
     uid: str,
     flow: np.ndarray | None,
     segment: bytes | None,
-    cols: dict[str, np.ndarray] | None = None,
+    cols: dict[str, list] | None = None,
 ) -> ResetRecord:
     """A ResetRecord from the tracker's snapshot, the connection's retained packets (or their
     flow_columns, shared by the RSTs of one flow) and the raw segment."""
@@ -359,76 +360,95 @@ def _preceded_by(history: str) -> str:
 FLOW_COLUMNS = ("frame", "flags", "payload_len", "ttl", "ip_id", "df", "window", "opts", "seq", "ack", "ts")
 
 
-def flow_columns(flow: np.ndarray) -> dict[str, np.ndarray]:
-    """The columns _context reads, as plain arrays (computed once per flow, shared by its RSTs)."""
-    cols = {name: flow[name] for name in FLOW_COLUMNS}
-    cols["flags"] = cols["flags"].astype(np.int64)
-    cols["src"] = np.stack([flow["src_hi"], flow["src_lo"], flow["sport"].astype(np.uint64)], axis=1)
+def flow_columns(flow: np.ndarray) -> dict[str, list]:
+    """The columns _context reads, as Python lists (computed once per flow, shared by its RSTs): a
+    context reads a few values per packet of a short flow, where numpy's per-call cost would dominate."""
+    cols: dict[str, list] = {name: flow[name].tolist() for name in FLOW_COLUMNS}
+    cols["src"] = list(
+        zip(flow["src_hi"].tolist(), flow["src_lo"].tolist(), flow["sport"].tolist(), strict=True)
+    )
     return cols
 
 
-def _context(rec: ResetRecord, row: np.void, cols: dict[str, np.ndarray]) -> None:
-    frames = cols["frame"]
-    pos = int(np.searchsorted(frames, rec.frame))  # flows are in capture (frame) order
-    end = pos + 1 if pos < len(frames) and frames[pos] == rec.frame else pos
-    src = cols["src"]
-    sender = (src[:, 0] == row["src_hi"]) & (src[:, 1] == row["src_lo"]) & (src[:, 2] == row["sport"])
-    fl = cols["flags"]
-    is_rst = (fl & RST) != 0
-    plen = cols["payload_len"]
+def _context(rec: ResetRecord, row: np.void, cols: dict[str, list]) -> None:
+    frames, fl, plen, src = cols["frame"], cols["flags"], cols["payload_len"], cols["src"]
+    n = len(frames)
+    pos = bisect_left(frames, rec.frame)  # flows are in capture (frame) order
+    end = pos + 1 if pos < n and frames[pos] == rec.frame else pos
+    me = (int(row["src_hi"]), int(row["src_lo"]), int(row["sport"]))
+    sender = [s == me for s in src]
 
     rec.last_packets = [
         {
-            "frame": int(frames[k]),
+            "frame": frames[k],
             "from": "sender" if sender[k] else "receiver",
-            "flags": _flag_text(int(fl[k])),
-            "len": int(plen[k]),
+            "flags": _flag_text(fl[k]),
+            "len": plen[k],
         }
         for k in range(max(0, pos - 3), pos)
     ]
 
-    base = np.flatnonzero(sender[:pos] & ~is_rst[:pos])
+    base = [k for k in range(pos) if sender[k] and not fl[k] & RST]
     rec.baseline_packets = len(base)
-    if len(base):
-        rec.baseline_ttl = Counter(cols["ttl"][base].tolist()).most_common(1)[0][0]
+    if base:
+        ttl = cols["ttl"]
+        rec.baseline_ttl = Counter(ttl[k] for k in base).most_common(1)[0][0]
         rec.ttl_delta = rec.ttl - rec.baseline_ttl
         if rec.ip_id is not None:
-            rec.baseline_ip_id = int(cols["ip_id"][base[-1]])
+            rec.baseline_ip_id = cols["ip_id"][base[-1]]
             rec.ip_id_delta = _u16_delta(rec.ip_id, rec.baseline_ip_id)
-        rec.baseline_df = bool(cols["df"][base].sum() * 2 >= len(base))
+        df = cols["df"]
+        rec.baseline_df = sum(1 for k in base if df[k]) * 2 >= len(base)
         rec.df_changed = rec.df != rec.baseline_df
-        rec.baseline_window = int(cols["window"][base[-1]])
-        nonsyn = base[(fl[base] & SYN) == 0]
-        if len(nonsyn):
-            common = int(np.bitwise_and.reduce(cols["opts"][nonsyn].astype(np.int64)))
+        rec.baseline_window = cols["window"][base[-1]]
+        nonsyn = [k for k in base if not fl[k] & SYN]
+        if nonsyn:
+            opts = cols["opts"]
+            common = -1
+            for k in nonsyn:
+                common &= opts[k]
             common &= ~(OPT_SACK | OPT_TRUNCATED | OPT_MALFORMED)
             rec.baseline_options = option_names(common)
-            rec.missing_options = [n for n in rec.baseline_options if n not in rec.options]
+            rec.missing_options = [name for name in rec.baseline_options if name not in rec.options]
 
-    earlier_rst = np.flatnonzero(sender[:pos] & is_rst[:pos])
-    rec.retransmitted = bool(len(earlier_rst)) and bool((cols["seq"][earlier_rst] == rec.seq).any())
+    seq = cols["seq"]
+    rec.retransmitted = any(sender[k] and fl[k] & RST and seq[k] == rec.seq for k in range(pos))
 
-    if end >= len(frames):
+    if end >= n:
         return
-    lf = fl[end:]
-    lsender = sender[end:]
-    lframes = frames[end:]
-    lplen = plen[end:]
-    not_rst = (lf & RST) == 0
-    data = (lplen > 0) & not_rst
-    pure_ack = (lplen == 0) & ((lf & (SYN | FIN | RST)) == 0) & ((lf & ACK) != 0)
-    rec.sender_data_after = lframes[lsender & data][:AFTER_LIST_MAX].tolist()
-    rec.sender_ack_after = lframes[lsender & pure_ack][:AFTER_LIST_MAX].tolist()
-    rec.sender_after = lframes[lsender & not_rst][:AFTER_LIST_MAX].tolist()
-    rec.receiver_after = lframes[~lsender][:AFTER_LIST_MAX].tolist()
-    if not lsender[0] and rec.seq_check != "exact":
-        if pure_ack[0] and float(cols["ts"][end]) - rec.ts <= CHALLENGE_ACK_WINDOW:
-            rec.challenge_ack = int(lframes[0])
-    later_rst = ~not_rst
-    rec.more_rsts = lframes[later_rst][:AFTER_LIST_MAX].tolist()
-    same = np.flatnonzero(later_rst & lsender)
-    if len(same):
-        rec.rst_seq_changes = bool((cols["seq"][end:][same] != rec.seq).any())
+    data_after: list[int] = []
+    ack_after: list[int] = []
+    sent_after: list[int] = []
+    recv_after: list[int] = []
+    more: list[int] = []
+    same: list[int] = []  # later RSTs from the same sender
+    for k in range(end, n):
+        f = fl[k]
+        if f & RST:
+            more.append(frames[k])
+            if sender[k]:
+                same.append(k)
+        if sender[k]:
+            if not f & RST:
+                sent_after.append(frames[k])
+                if plen[k] > 0:
+                    data_after.append(frames[k])
+                elif f & ACK and not f & (SYN | FIN):
+                    ack_after.append(frames[k])
+        else:
+            recv_after.append(frames[k])
+    rec.sender_data_after = data_after[:AFTER_LIST_MAX]
+    rec.sender_ack_after = ack_after[:AFTER_LIST_MAX]
+    rec.sender_after = sent_after[:AFTER_LIST_MAX]
+    rec.receiver_after = recv_after[:AFTER_LIST_MAX]
+    if not sender[end] and rec.seq_check != "exact":
+        f = fl[end]
+        pure_ack = plen[end] == 0 and not f & (SYN | FIN | RST) and bool(f & ACK)
+        if pure_ack and cols["ts"][end] - rec.ts <= CHALLENGE_ACK_WINDOW:
+            rec.challenge_ack = frames[end]
+    rec.more_rsts = more[:AFTER_LIST_MAX]
+    if same:
+        rec.rst_seq_changes = any(seq[k] != rec.seq for k in same)
         if rec.ack is not None:
-            with_ack = same[(lf[same] & ACK) != 0]
-            rec.rst_ack_changes = bool((cols["ack"][end:][with_ack] != rec.ack).any())
+            ack = cols["ack"]
+            rec.rst_ack_changes = any(ack[k] != rec.ack for k in same if fl[k] & ACK)
