@@ -11,7 +11,6 @@ captures they have not seen. Prints the same confusion tables and every disagree
 
 from __future__ import annotations
 
-import json
 import sys
 from collections import Counter
 from pathlib import Path
@@ -19,8 +18,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from resetlens.bundle import load_bundle  # noqa: E402
-from resetlens.pipeline import analyze  # noqa: E402
+from resetlens.lab.score import pair_with_truth  # noqa: E402
 
 
 def score(dirs: list[Path]) -> int:
@@ -33,23 +31,7 @@ def score(dirs: list[Path]) -> int:
         print(f"no bundles with truth.json under {', '.join(map(str, dirs))}", file=sys.stderr)
         return 2
     for b in bundles:
-        truth = json.loads((b / "truth.json").read_text())
-        analysis = analyze(load_bundle(b))
-        ours = {}
-        for r in analysis.resets:
-            for s in r.seen_at:
-                ours[(s.vantage, s.frame)] = r
-                for c in s.context.get("copies", []) or []:
-                    ours[(s.vantage, c["frame"])] = r
-        for t in truth["resets"]:
-            r = next(
-                (
-                    ours[(x["vantage"], x["frame"])]
-                    for x in t["seen_at"]
-                    if (x["vantage"], x["frame"]) in ours
-                ),
-                None,
-            )
+        for t, r in pair_with_truth(b):
             if r is None:
                 missing.append(f"{b.name}: {t['src']}:{t['sport']} > {t['dst']}:{t['dport']}")
                 continue

@@ -7,14 +7,12 @@ confusion tables, and holds the engine to the issue's targets.
 
 from __future__ import annotations
 
-import json
 from collections import Counter
 from pathlib import Path
 
 import pytest
 
-from resetlens.bundle import load_bundle
-from resetlens.pipeline import analyze
+from resetlens.lab.score import pair_with_truth
 from tests.conftest import LAB_FIXTURES
 
 ROLE_TARGET = 0.97
@@ -27,27 +25,7 @@ def _bundles() -> list[Path]:
 
 
 def _pairs() -> list[tuple[str, dict, object]]:
-    pairs = []
-    for b in _bundles():
-        truth = json.loads((b / "truth.json").read_text())
-        analysis = analyze(load_bundle(b))
-        ours = {}
-        for r in analysis.resets:
-            for s in r.seen_at:
-                ours[(s.vantage, s.frame)] = r
-                for c in s.context.get("copies", []) or []:
-                    ours[(s.vantage, c["frame"])] = r
-        for t in truth["resets"]:
-            match = next(
-                (
-                    ours[(x["vantage"], x["frame"])]
-                    for x in t["seen_at"]
-                    if (x["vantage"], x["frame"]) in ours
-                ),
-                None,
-            )
-            pairs.append((b.name, t, match))
-    return pairs
+    return [(b.name, t, r) for b in _bundles() for t, r in pair_with_truth(b)]
 
 
 @pytest.fixture(scope="module")
