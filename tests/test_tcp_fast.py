@@ -97,16 +97,21 @@ def test_same_with_slot_exhaustion_roles_flips_and_reuse() -> None:
 
 @pytest.mark.slow
 def test_same_on_generated_traffic(tmp_path: Path) -> None:
+    conns, resets, flows, _ = assert_same(
+        [c.table for c in open_capture(_generated(tmp_path, 3, 7)).chunks()]
+    )
+    assert len(conns) > 100 and resets and flows
+
+
+def _generated(tmp_path: Path, size_mb: int, seed: int) -> Path:
+    """A capture from benchmarks/gen_pcap.py (skips when the script is absent)."""
     gen = ROOT / "benchmarks" / "gen_pcap.py"
     if not gen.is_file():
         pytest.skip("benchmarks/gen_pcap.py not present")
-    out = tmp_path / "gen.pcap"
-    subprocess.run(
-        [sys.executable, str(gen), "-o", str(out), "--size-mb", "3", "--seed", "7"], check=True, timeout=300
-    )
-    tables = [c.table for c in open_capture(out).chunks()]
-    conns, resets, flows, _ = assert_same(tables)
-    assert len(conns) > 100 and resets and flows
+    out = tmp_path / f"gen{size_mb}-{seed}.pcap"
+    cmd = [sys.executable, str(gen), "-o", str(out), "--size-mb", str(size_mb), "--seed", str(seed)]
+    subprocess.run(cmd, check=True, timeout=600)
+    return out
 
 
 def test_different_four_tuples_never_share_a_connection() -> None:
@@ -161,14 +166,7 @@ def test_engine_constants_match_zeek_module() -> None:
 @pytest.mark.slow
 def test_same_on_a_larger_generated_capture(tmp_path: Path) -> None:
     """~20 MB of generated traffic (many chunks, thousands of connections, resets, role flips)."""
-    gen = ROOT / "benchmarks" / "gen_pcap.py"
-    if not gen.is_file():
-        pytest.skip("benchmarks/gen_pcap.py not present")
-    out = tmp_path / "gen20.pcap"
-    subprocess.run(
-        [sys.executable, str(gen), "-o", str(out), "--size-mb", "20", "--seed", "3"], check=True, timeout=600
-    )
-    tables = [c.table for c in open_capture(out).chunks()]
+    tables = [c.table for c in open_capture(_generated(tmp_path, 20, 3)).chunks()]
     assert len(tables) > 3
     stats: dict = {}
     conns, resets, flows, anchors = assert_same(tables, cap=8, stats=stats)
