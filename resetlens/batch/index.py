@@ -140,7 +140,7 @@ def render_index(db: BatchDB, out: Path) -> str:
         top_tuples = _dicts(
             con.execute(
                 "SELECT src, sport, dst, dport, count(*) AS count FROM resets "
-                f"GROUP BY src, sport, dst, dport ORDER BY count DESC, src, sport LIMIT {TOP_N}"
+                f"GROUP BY src, sport, dst, dport ORDER BY count DESC, src, sport, dst, dport LIMIT {TOP_N}"
             )
         )
         connections = con.execute("SELECT count(*) FROM connections").fetchone()[0]
