@@ -214,6 +214,12 @@ def test_non_utf8_file_names_render(tmp_path: Path) -> None:
     p = run("analyze", name, "--html", str(html), "--md", str(md), "--quiet")
     assert p.returncode == 0, p.stderr
     assert "caf" in html.read_text(encoding="utf-8") and "caf" in md.read_text(encoding="utf-8")
+    out = tmp_path / "r.json"
+    p = run("analyze", name, "--json", str(out), "--quiet")
+    assert p.returncode == 0, p.stderr
+    data = json.loads(out.read_bytes().decode("utf-8"))  # valid UTF-8: the raw bytes are JSON escapes
+    assert data["captures"][0]["vantage"] == os.fsdecode(b"caf\xe9-\xff")  # the same name back
+    assert data["connections"] and data["connections"][0]["vantage"] == data["captures"][0]["vantage"]
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="making a device node needs root")

@@ -3,7 +3,7 @@
  * The JSON writer's pure-Python path formats one f-string per row; a 1 GB capture has ~150 k rows and
  * that costs ~0.3 s. This builds the same text in C (floats in Python's repr, strings escaped as JSON).
  *
- * rows(columns, vantages, history, orig, resp, uids) -> str
+ * rows(columns, vantages, history, orig, resp, uids) -> bytes (UTF-8)
  *   columns:  tuple of 14 C-contiguous buffers, one value per row, in this order and these types:
  *             idx i8, vantage u2, ts f8, duration f8, orig_p u2, resp_p u2, state u1,
  *             orig_bytes i8, resp_bytes i8, orig_pkts i8, resp_pkts i8, first_frame i8, last_frame i8,
@@ -189,7 +189,7 @@ static PyObject *rows(PyObject *self, PyObject *args) {
         if (OUT_LIT(&o, ",\"last_frame\":") < 0 || out_int(&o, lf[i]) < 0) goto done;
         if (OUT_LIT(&o, "}") < 0) goto done;
     }
-    result = PyUnicode_DecodeUTF8(o.buf ? o.buf : "", o.len, "strict");
+    result = PyBytes_FromStringAndSize(o.buf ? o.buf : "", o.len);  /* UTF-8, as written to the file */
 done:
     for (int k = 0; k < got; k++) PyBuffer_Release(&views[k]);
     PyMem_Free(o.buf);

@@ -67,7 +67,7 @@ def _connection_row(c: Any, names: tuple[str, ...]) -> str:
     return json.dumps(row, ensure_ascii=False, allow_nan=False)
 
 
-def _table_pieces(table: Any) -> Iterator[str] | None:
+def _table_pieces(table: Any) -> Iterator[bytes] | None:
     """Rows of a columnar ConnectionTable as JSON text, ROWS_PER_PIECE rows per piece joined by ",\\n  ",
     without building Connection objects; None when a value needs the general path (a non-finite float)."""
     import numpy as np
@@ -82,7 +82,7 @@ _C_COLUMNS = ("idx", "vantage", "ts", "duration", "orig_p", "resp_p", "state", "
               "orig_pkts", "resp_pkts", "first_frame", "last_frame")  # fmt: skip
 
 
-def _table_pieces_c(table: Any) -> Iterator[str]:
+def _table_pieces_c(table: Any) -> Iterator[bytes]:
     import numpy as np
 
     orig, resp = table.text("orig"), table.text("resp")
@@ -95,8 +95,8 @@ def _table_pieces_c(table: Any) -> Iterator[str]:
             yield _jsonrows.rows(
                 cols, table.vantages, table.history[start:stop], orig[start:stop], resp[start:stop], uids
             )
-        except UnicodeError:  # a lone surrogate (non-UTF-8 name): the Python path escapes it
-            yield from _table_pieces_py(table, start, stop)
+        except UnicodeError:  # a lone surrogate (non-UTF-8 name): the Python path decides
+            yield from (_utf8(p) for p in _table_pieces_py(table, start, stop))
 
 
 def _table_pieces_py(table: Any, start: int = 0, stop: int | None = None) -> Iterator[str]:
@@ -144,58 +144,70 @@ def _object_pieces(rows: Iterable[Any], names: tuple[str, ...]) -> Iterator[str]
         yield ",\n  ".join(batch)
 
 
-def _value_text(value: Any) -> str:
-    """One top-level field as indented JSON."""
+def _utf8(json_text: str) -> bytes:
+    """JSON text as UTF-8. A lone surrogate (a non-UTF-8 file name, decoded with surrogateescape) can only
+    stand inside a JSON string, where backslashreplace writes it as the JSON escape \\udcXX: valid UTF-8,
+    and json.loads gives back the same name."""
+    return json_text.encode("utf-8", "backslashreplace")
+
+
+def _value_bytes(value: Any) -> bytes:
+    """One top-level field as indented JSON, UTF-8."""
     if orjson is not None:
         try:
             opts = orjson.OPT_INDENT_2 | orjson.OPT_NON_STR_KEYS | orjson.OPT_SERIALIZE_NUMPY
-            return orjson.dumps(value, default=_plain, option=opts).decode("utf-8")
+            return orjson.dumps(value, default=_plain, option=opts)
         except (orjson.JSONEncodeError, TypeError):
             pass
     if dataclasses.is_dataclass(value) or isinstance(value, list):
         value = _asdict_list(value)
-    return json.dumps(_plain(value), indent=2, ensure_ascii=False, allow_nan=False)
+    return _utf8(json.dumps(_plain(value), indent=2, ensure_ascii=False, allow_nan=False))
 
 
 def iter_json(analysis: Analysis) -> Iterator[str]:
-    """The analysis as contract JSON text, in pieces (stable key order; connections one row per line), so
+    """The analysis as contract JSON text, in pieces (see iter_json_bytes)."""
+    for piece in iter_json_bytes(analysis):
+        yield piece.decode("utf-8")
+
+
+def iter_json_bytes(analysis: Analysis) -> Iterator[bytes]:
+    """The analysis as contract JSON, UTF-8, in pieces (stable key order; connections one row per line), so
     a capture with a million connections is never held as one dict or one string. The text is the same as
-    one indented dump of the whole analysis."""
+    one indented dump of the whole analysis. Bytes all the way: no decode and re-encode of 100 MB."""
     names = tuple(f.name for f in dataclasses.fields(Analysis))
     conn_names = tuple(f.name for f in dataclasses.fields(Connection))
-    yield "{\n"
+    yield b"{\n"
     for i, name in enumerate(names):
-        sep = ",\n" if i < len(names) - 1 else "\n"
-        key = json.dumps(name)
+        sep = b",\n" if i < len(names) - 1 else b"\n"
+        key = json.dumps(name).encode("utf-8")
         if name == STREAMED:
             rows = getattr(analysis, name)
             if not rows:
-                yield f" {key}: []{sep}"
+                yield b" " + key + b": []" + sep
                 continue
-            yield f" {key}: [\n"
+            yield b" " + key + b": [\n"
             pieces = _table_pieces(rows) if hasattr(rows, "columns") else None
             if pieces is None:
-                pieces = _object_pieces(rows, conn_names)
+                pieces = (_utf8(p) for p in _object_pieces(rows, conn_names))
             # one piece per ROWS_PER_PIECE rows: one write per row would cost more than the rows themselves
-            lead = "  "
+            lead = b"  "
             for piece in pieces:
                 yield lead + piece
-                lead = ",\n  "
-            yield "\n"
-            yield f" ]{sep}"
+                lead = b",\n  "
+            yield b"\n"
+            yield b" ]" + sep
             continue
         value = getattr(analysis, name)
         if isinstance(value, list) and value:  # ITEMS_PER_PIECE at a time: never the whole list as one string
-            yield f" {key}: [\n"
+            yield b" " + key + b": [\n"
             for start in range(0, len(value), ITEMS_PER_PIECE):
-                inner = _value_text(value[start : start + ITEMS_PER_PIECE])[2:-2]  # without "[\n" and "\n]"
+                inner = _value_bytes(value[start : start + ITEMS_PER_PIECE])[2:-2]  # without "[\n" and "\n]"
                 more = start + ITEMS_PER_PIECE < len(value)
-                yield " " + inner.replace("\n", "\n ") + (",\n" if more else "\n")
-            yield f" ]{sep}"
+                yield b" " + inner.replace(b"\n", b"\n ") + (b",\n" if more else b"\n")
+            yield b" ]" + sep
             continue
-        text = _value_text(value)
-        yield f" {key}: " + text.replace("\n", "\n ") + sep
-    yield "}\n"
+        yield b" " + key + b": " + _value_bytes(value).replace(b"\n", b"\n ") + sep
+    yield b"}\n"
 
 
 def _asdict_list(value: Any) -> Any:
@@ -212,11 +224,18 @@ def dumps(analysis: Analysis) -> str:
 def write_json(analysis: Analysis, path_or_dash: str | os.PathLike[str]) -> None:
     """Write the analysis as contract JSON to a file (atomically) or to stdout for '-', streamed."""
     if str(path_or_dash) == "-":
-        for piece in iter_json(analysis):
-            sys.stdout.write(piece)
+        out = getattr(sys.stdout, "buffer", None)  # a text-only stream (some test harnesses) gets str
+        if out is None:
+            for text in iter_json(analysis):
+                sys.stdout.write(text)
+            sys.stdout.flush()
+            return
         sys.stdout.flush()
+        for piece in iter_json_bytes(analysis):
+            out.write(piece)
+        out.flush()
         return
-    atomic_write_stream(Path(path_or_dash), (p.encode("utf-8") for p in iter_json(analysis)))
+    atomic_write_stream(Path(path_or_dash), iter_json_bytes(analysis))
 
 
 def atomic_write_stream(path: Path, pieces: Iterable[bytes]) -> None:
