@@ -6,6 +6,7 @@ Exit status (contract §1): 0 analysed; 2 bad usage or no usable input (one line
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 from pathlib import Path
@@ -173,13 +174,10 @@ def main() -> None:
         app()
     except SystemExit as exc:
         if _skip_teardown and (exc.code is None or isinstance(exc.code, int)):
-            code = exc.code or 0
-            try:
+            with contextlib.suppress(BrokenPipeError):
                 sys.stdout.flush()
                 sys.stderr.flush()
-            except BrokenPipeError:
-                os._exit(code)
-            os._exit(code)
+            os._exit(exc.code or 0)
         raise
     except KeyboardInterrupt:
         print("resetlens: interrupted", file=sys.stderr)

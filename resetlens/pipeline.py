@@ -25,7 +25,7 @@ from resetlens.capture.table import PACKET_DTYPE, RST, flag_letters, halves_to_a
 from resetlens.errors import ResetlensError
 from resetlens.model import Analysis, CaptureSummary, Connection, Reset, Sighting
 from resetlens.tcp import analyze_vantage
-from resetlens.tcp.conntable import ConnectionTable, address_ids, as_table
+from resetlens.tcp.conntable import ConnectionTable, address_ids
 from resetlens.vantage import clock, match, roles
 
 LADDER_BEFORE = 12  # packets of the flow shown before the RST in a ladder diagram
@@ -168,7 +168,6 @@ def read_vantage(spec: CaptureSpec, bundle: Bundle | None = None) -> VantageRead
         tcp_packets=sum(i.tcp_packets for i in infos),
         bytes=sum(i.bytes for i in infos),
     )
-    result.connections = as_table(result.connections)
     records = {int(rec.frame): rec for rec in result.resets}
     return VantageRead(spec, summary, result, rst, segments, records)
 
@@ -237,29 +236,12 @@ def build_resets(reads: list[VantageRead], clocks: dict[str, clock.ClockEstimate
     return resets
 
 
-def _row_dict(row: np.void, offset: float) -> dict[str, Any]:
-    return {
-        "frame": int(row["frame"]),
-        "ts": float(row["ts"]) + offset,
-        "src": halves_to_addr(row["src_hi"], row["src_lo"]),
-        "sport": int(row["sport"]),
-        "dst": halves_to_addr(row["dst_hi"], row["dst_lo"]),
-        "dport": int(row["dport"]),
-        "flags": flag_letters(int(row["flags"])),
-        "seq": int(row["seq"]),
-        "ack": int(row["ack"]),
-        "len": int(row["payload_len"]),
-        "ttl": int(row["ttl"]),
-        "ip_id": int(row["ip_id"]) if int(row["ipver"]) == 4 else None,
-        "window": int(row["window"]),
-    }
-
-
 _I = {name: i for i, name in enumerate(PACKET_DTYPE.names)}  # packet-table field -> index in a row tuple
 
 
 def _ladder_rows(rows: np.ndarray, offset: float) -> list[dict[str, Any]]:
-    """_row_dict of every row from one tolist() of the rows (a ladder is ~17 rows; thousands of ladders)."""
+    """Each packet row as a plain dict, from one tolist() of the rows (a ladder is ~17 rows; thousands of
+    ladders)."""
     names: dict[tuple[int, int], str] = {}  # a connection has two addresses: format each once
     out = []
     fr, ts, sh, sl, sp = _I["frame"], _I["ts"], _I["src_hi"], _I["src_lo"], _I["sport"]
@@ -315,7 +297,7 @@ def _sighting(r: VantageRead, c: match.Copy) -> Sighting:
         lo, hi = max(0, idx - LADDER_BEFORE), min(len(flow), idx + 1 + LADDER_AFTER)
         ladder = _ladder_rows(flow[lo:hi], r.offset)
         frames = flow["frame"][:SNIPPET_FRAMES].tolist()
-    d = _row_dict(row, 0.0)
+    d = _ladder_rows(r.rst[c.row : c.row + 1], 0.0)[0]  # the RST as written at this vantage
     return Sighting(
         vantage=r.spec.vantage,
         ts=float(row["ts"]),

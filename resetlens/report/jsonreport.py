@@ -112,13 +112,7 @@ def _table_pieces_py(table: Any, start: int = 0, stop: int | None = None) -> Ite
     for lo in range(start, stop, ROWS_PER_PIECE):
         hi = min(lo + ROWS_PER_PIECE, stop)
         cols = table.columns(lo, hi)
-        if table.uid_text is None:  # C{idx+1}@{vantage}: the number, then the vantage's escaped text
-            uids = [
-                f'"C{i + 1}@{q(v)[1:]}'
-                for i, v in zip(table.rows["idx"][lo:hi].tolist(), cols["vantage"], strict=True)
-            ]
-        else:
-            uids = [q(u) for u in cols["uid"]]
+        uids = [json.dumps(u, ensure_ascii=False) for u in cols["uid"]]  # unique per row: not worth caching
         rows = zip(
             cols["vantage"], cols["ts"], cols["orig_h"], cols["orig_p"], cols["resp_h"], cols["resp_p"],
             cols["conn_state"], cols["history"], cols["duration"], cols["orig_bytes"], cols["resp_bytes"],

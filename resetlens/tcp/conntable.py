@@ -41,7 +41,6 @@ CONNECTION_FIELDS: list[tuple[str, str, str]] = [
 ]
 
 CONNECTION_DTYPE = np.dtype([(name, typ) for name, typ, _ in CONNECTION_FIELDS])
-_V4_PREFIX = 0xFFFF  # lo >> 32 of an IPv4-mapped address
 
 
 def address_ids(hi: np.ndarray, lo: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -71,13 +70,7 @@ def address_texts(hi: np.ndarray, lo: np.ndarray) -> list[str]:
 def _texts(hi: np.ndarray, lo: np.ndarray) -> list[str]:
     from resetlens.capture.table import halves_to_addr
 
-    out = []
-    for h, v in zip(hi.tolist(), lo.tolist(), strict=True):
-        if h == 0 and v >> 32 == _V4_PREFIX:  # dotted quad directly: ipaddress is slow
-            out.append(f"{(v >> 24) & 255}.{(v >> 16) & 255}.{(v >> 8) & 255}.{v & 255}")
-        else:
-            out.append(halves_to_addr(h, v))
-    return out
+    return [halves_to_addr(h, v) for h, v in zip(hi.tolist(), lo.tolist(), strict=True)]
 
 
 class ConnectionTable(Sequence[Connection]):
@@ -270,7 +263,7 @@ class ConnectionTable(Sequence[Connection]):
             "duration": r["duration"].tolist(),
             "orig_bytes": r["orig_bytes"].tolist(),
             "resp_bytes": r["resp_bytes"].tolist(),
-            "uid": self.uids()[start:stop] if self.uid_text is not None else self._uids(r),
+            "uid": self.uid_text[start:stop] if self.uid_text is not None else self._uids(r),
             "orig_pkts": r["orig_pkts"].tolist(),
             "resp_pkts": r["resp_pkts"].tolist(),
             "first_frame": r["first_frame"].tolist(),
@@ -292,13 +285,6 @@ def _uid_index(uid: str, vantage: str) -> int | None:
     return None
 
 
-def as_table(connections: Sequence[Connection] | ConnectionTable) -> ConnectionTable:
-    """A ConnectionTable for whatever holds the connections."""
-    if isinstance(connections, ConnectionTable):
-        return connections
-    return ConnectionTable.from_connections(connections)
-
-
 __all__ = [
     "CONNECTION_DTYPE",
     "CONNECTION_FIELDS",
@@ -306,5 +292,4 @@ __all__ = [
     "ConnectionTable",
     "address_ids",
     "address_texts",
-    "as_table",
 ]

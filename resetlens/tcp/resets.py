@@ -10,7 +10,7 @@ import dataclasses
 from bisect import bisect_left
 from collections import Counter
 from dataclasses import dataclass, field
-from functools import cache, lru_cache
+from functools import cache
 from typing import Any
 
 import numpy as np
@@ -79,14 +79,6 @@ OPT_NAMES = (
     (OPT_TRUNCATED, "truncated"),
 )
 CSUM_NAMES = {0: "unchecked", CSUM_OK: "ok", CSUM_BAD: "bad", CSUM_UNKNOWN: "unknown"}
-
-
-@lru_cache(maxsize=65536)
-def addr_text(hi: int, lo: int) -> str:
-    """Address text from the table's two halves (IPv4-mapped printed directly: ipaddress is slow)."""
-    if hi == 0 and lo >> 32 == 0xFFFF:
-        return f"{(lo >> 24) & 255}.{(lo >> 16) & 255}.{(lo >> 8) & 255}.{lo & 255}"
-    return halves_to_addr(hi, lo)
 
 
 @cache
@@ -280,9 +272,9 @@ def build_record(
         frame=frame,
         ts=float(row["ts"]),
         uid=uid,
-        src=addr_text(int(row["src_hi"]), int(row["src_lo"])),
+        src=halves_to_addr(row["src_hi"], row["src_lo"]),
         sport=int(row["sport"]),
-        dst=addr_text(int(row["dst_hi"]), int(row["dst_lo"])),
+        dst=halves_to_addr(row["dst_hi"], row["dst_lo"]),
         dport=int(row["dport"]),
         sent_by="orig" if snap.sent_by_orig else "resp",
         flags=_flag_text(flags),

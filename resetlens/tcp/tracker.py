@@ -22,7 +22,6 @@ from resetlens.tcp.conntable import ConnectionTable
 HEAD_PKTS = 6  # packets kept from the start of every connection (handshake)
 TAIL_PKTS = 48  # packets kept before a connection's first RST
 AFTER_RST_PKTS = 4096  # packets kept after a connection's first RST
-ADDR_CACHE = 100_000  # address strings remembered for Connection rows
 MAX_ANCHORS = 100_000  # bound on the clock-alignment sample
 ANCHOR_DATA_PKTS = 2  # data segments per direction that count as anchors
 COMPACT_ROWS = 100_000  # compact the retained rows when this many are pending
@@ -111,7 +110,6 @@ class VantageTracker:
         self.anchor_rows = 0
         self.anchor_stride = 1
         self.packets = 0
-        self.addr_text: dict[tuple[int, int], str] = {}
 
     # -- streaming ---------------------------------------------------------------------------------
     def feed(self, table: np.ndarray) -> None:
@@ -241,9 +239,9 @@ class VantageTracker:
         return Connection(
             vantage=self.vantage,
             ts=c.start_time,
-            orig_h=self._addr(o[0], o[1]),
+            orig_h=halves_to_addr(o[0], o[1]),
             orig_p=o[2],
-            resp_h=self._addr(r[0], r[1]),
+            resp_h=halves_to_addr(r[0], r[1]),
             resp_p=r[2],
             conn_state=c.conn_state(),
             history=c.history_str(),
@@ -256,18 +254,6 @@ class VantageTracker:
             first_frame=c.first_frame,
             last_frame=c.last_frame,
         )
-
-    def _addr(self, hi: int, lo: int) -> str:
-        text = self.addr_text.get((hi, lo))
-        if text is None:
-            if len(self.addr_text) > ADDR_CACHE:
-                self.addr_text.clear()
-            if hi == 0 and lo >> 32 == 0xFFFF:  # IPv4-mapped: format directly (ipaddress is slow)
-                text = f"{(lo >> 24) & 255}.{(lo >> 16) & 255}.{(lo >> 8) & 255}.{lo & 255}"
-            else:
-                text = halves_to_addr(hi, lo)
-            self.addr_text[(hi, lo)] = text
-        return text
 
     def uid(self, idx: int) -> str:
         return f"C{idx + 1}@{self.vantage}"

@@ -10,14 +10,14 @@ from __future__ import annotations
 
 import functools
 import ipaddress
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from resetlens.bundle import Bundle
-from resetlens.model import Connection, Host
-from resetlens.tcp.conntable import STATE_INDEX, ConnectionTable, as_table
+from resetlens.model import Host
+from resetlens.tcp.conntable import STATE_INDEX, ConnectionTable
 
 INITIAL_TTLS = (255, 128, 64, 60, 32, 30)  # common initial TTL / hop-limit values of real stacks
 OWN_SHARE = 0.9  # an address in at least this share of a capture's connections may be its host's
@@ -56,7 +56,7 @@ def sender_role(host: Host | None) -> str:
 
 def resolve_hosts(
     bundle: Bundle,
-    connections: Mapping[str, Sequence[Connection] | ConnectionTable],
+    connections: Mapping[str, ConnectionTable],
     sent_ttls: dict[str, dict[str, dict[int, int]]],
 ) -> HostMap:
     """connections: per vantage; sent_ttls: per vantage, address -> {TTL: packets} it sent there."""
@@ -67,8 +67,7 @@ def resolve_hosts(
     for h in hosts:
         for a in h.addresses:
             hmap.by_address[a] = h
-    tables = {v: as_table(c) for v, c in connections.items()}
-    inferred = _infer_roles(ConnectionTable.concat(tables.values()))
+    inferred = _infer_roles(ConnectionTable.concat(connections.values()))
     for addr, (role, reason) in sorted(inferred.items()):
         if addr in hmap.by_address:
             continue
@@ -81,7 +80,7 @@ def resolve_hosts(
         if spec.host and spec.host in by_name:
             hmap.by_vantage[v] = by_name[spec.host]
             continue
-        own = _own_address(tables.get(v, ConnectionTable.empty()), sent_ttls.get(v, {}))
+        own = _own_address(connections.get(v, ConnectionTable.empty()), sent_ttls.get(v, {}))
         hmap.by_vantage[v] = hmap.by_address.get(own) if own else None
     return hmap
 
