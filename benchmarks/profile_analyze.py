@@ -28,6 +28,17 @@ for chunk in open_capture(sys.argv[1]).chunks():
     n += int(((chunk.table["flags"] & RST) != 0).sum())
 print(n)
 """
+# Runs the CLI's typer app (not cli.main, whose fast exit would skip cProfile's writing of the profile).
+ANALYZE_SCRIPT = """
+import sys
+from resetlens import cli
+sys.argv = ["resetlens", *sys.argv[1:]]
+try:
+    cli.app()
+except SystemExit as exc:
+    if exc.code:
+        raise
+"""
 
 
 def summarize(prof: Path, top: int) -> str:
@@ -63,11 +74,12 @@ def main(argv: list[str] | None = None) -> int:
         subprocess.run(gen, check=True)
     script = DATA / "reader_rst.py"
     script.write_text(READER_RST_SCRIPT)
+    analyze_script = DATA / "analyze_app.py"
+    analyze_script.write_text(ANALYZE_SCRIPT)
     runs = {
         # not --json /dev/null: analyze's atomic write would replace the device node with a file
         "analyze": [
-            "-m",
-            "resetlens",
+            str(analyze_script),
             "analyze",
             "--capture",
             f"big={f}",
