@@ -218,9 +218,10 @@ def build_resets(reads: list[VantageRead], clocks: dict[str, clock.ClockEstimate
         {r.spec.vantage: r.rst for r in reads},
         {v: c.error for v, c in clocks.items()},
     )
+    rst_rows = {r.spec.vantage: r.rst.tolist() for r in reads}  # one conversion, not one per sighting
     resets: list[Reset] = []
     for n, ev in enumerate(events, 1):
-        sightings = [_sighting(by_vantage[c.vantage], c) for c in ev.copies]
+        sightings = [_sighting(by_vantage[c.vantage], c, rst_rows[c.vantage]) for c in ev.copies]
         first = sightings[0]
         resets.append(
             Reset(
@@ -237,6 +238,16 @@ def build_resets(reads: list[VantageRead], clocks: dict[str, clock.ClockEstimate
 
 
 _I = {name: i for i, name in enumerate(PACKET_DTYPE.names)}  # packet-table field -> index in a row tuple
+_FR, _TS, _SH, _SL, _SP = _I["frame"], _I["ts"], _I["src_hi"], _I["src_lo"], _I["sport"]
+_DH, _DL, _DP, _FL, _SQ, _AK = _I["dst_hi"], _I["dst_lo"], _I["dport"], _I["flags"], _I["seq"], _I["ack"]
+_PL, _TTL, _IPID, _VER, _WIN, _DIR = (
+    _I["payload_len"],
+    _I["ttl"],
+    _I["ip_id"],
+    _I["ipver"],
+    _I["window"],
+    _I["direction"],
+)
 
 
 def _ladder_rows(rows: np.ndarray, offset: float) -> list[dict[str, Any]]:
@@ -244,48 +255,42 @@ def _ladder_rows(rows: np.ndarray, offset: float) -> list[dict[str, Any]]:
     ladders)."""
     names: dict[tuple[int, int], str] = {}  # a connection has two addresses: format each once
     out = []
-    fr, ts, sh, sl, sp = _I["frame"], _I["ts"], _I["src_hi"], _I["src_lo"], _I["sport"]
-    dh, dl, dp, fl, sq, ak = _I["dst_hi"], _I["dst_lo"], _I["dport"], _I["flags"], _I["seq"], _I["ack"]
-    pl, ttl, ipid, ver, win = _I["payload_len"], _I["ttl"], _I["ip_id"], _I["ipver"], _I["window"]
     for r in rows.tolist():
-        src = names.get((r[sh], r[sl]))
+        src = names.get((r[_SH], r[_SL]))
         if src is None:
-            src = names[(r[sh], r[sl])] = halves_to_addr(r[sh], r[sl])
-        dst = names.get((r[dh], r[dl]))
+            src = names[(r[_SH], r[_SL])] = halves_to_addr(r[_SH], r[_SL])
+        dst = names.get((r[_DH], r[_DL]))
         if dst is None:
-            dst = names[(r[dh], r[dl])] = halves_to_addr(r[dh], r[dl])
+            dst = names[(r[_DH], r[_DL])] = halves_to_addr(r[_DH], r[_DL])
         out.append(
             {
-                "frame": r[fr],
-                "ts": r[ts] + offset,
+                "frame": r[_FR],
+                "ts": r[_TS] + offset,
                 "src": src,
-                "sport": r[sp],
+                "sport": r[_SP],
                 "dst": dst,
-                "dport": r[dp],
-                "flags": flag_letters(r[fl]),
-                "seq": r[sq],
-                "ack": r[ak],
-                "len": r[pl],
-                "ttl": r[ttl],
-                "ip_id": r[ipid] if r[ver] == 4 else None,
-                "window": r[win],
+                "dport": r[_DP],
+                "flags": flag_letters(r[_FL]),
+                "seq": r[_SQ],
+                "ack": r[_AK],
+                "len": r[_PL],
+                "ttl": r[_TTL],
+                "ip_id": r[_IPID] if r[_VER] == 4 else None,
+                "window": r[_WIN],
             }
         )
     return out
 
 
-def _sighting(r: VantageRead, c: match.Copy) -> Sighting:
-    row = r.rst[c.row]
-    frame = int(row["frame"])
+def _sighting(r: VantageRead, c: match.Copy, rst_rows: list[tuple]) -> Sighting:
+    """One copy of a reset at one vantage; `rst_rows` is r.rst as tuples (the RST as written there)."""
+    row = rst_rows[c.row]
+    frame = row[_FR]
     rec = r.records.get(frame)
     context: dict[str, Any] = rec.to_dict() if rec is not None else {}
     if c.doubles:
         context["copies"] = [
-            {
-                "frame": int(r.rst[i]["frame"]),
-                "ttl": int(r.rst[i]["ttl"]),
-                "direction": int(r.rst[i]["direction"]),
-            }
+            {"frame": rst_rows[i][_FR], "ttl": rst_rows[i][_TTL], "direction": rst_rows[i][_DIR]}
             for i in [c.row, *c.doubles]
         ]
     uid = str(rec.uid) if rec is not None else ""
@@ -293,26 +298,27 @@ def _sighting(r: VantageRead, c: match.Copy) -> Sighting:
     frames: list[int] = []
     flow = r.result.flows.get(uid) if uid else None
     if flow is not None and len(flow):
-        idx = int(np.searchsorted(flow["frame"], frame))
+        flow_frames = flow["frame"]
+        idx = int(np.searchsorted(flow_frames, frame))
         lo, hi = max(0, idx - LADDER_BEFORE), min(len(flow), idx + 1 + LADDER_AFTER)
         ladder = _ladder_rows(flow[lo:hi], r.offset)
-        frames = flow["frame"][:SNIPPET_FRAMES].tolist()
-    d = _ladder_rows(r.rst[c.row : c.row + 1], 0.0)[0]  # the RST as written at this vantage
+        frames = flow_frames[:SNIPPET_FRAMES].tolist()
+    ts = row[_TS]
     return Sighting(
         vantage=r.spec.vantage,
-        ts=float(row["ts"]),
+        ts=ts,
         frame=frame,
-        ttl=d["ttl"],
-        ip_id=d["ip_id"],
-        src=d["src"],
-        sport=d["sport"],
-        dst=d["dst"],
-        dport=d["dport"],
-        seq=d["seq"],
-        ack=d["ack"],
-        flags=d["flags"],
-        window=d["window"],
-        local_ts=float(row["ts"]) - r.offset,
+        ttl=row[_TTL],
+        ip_id=row[_IPID] if row[_VER] == 4 else None,
+        src=halves_to_addr(row[_SH], row[_SL]),
+        sport=row[_SP],
+        dst=halves_to_addr(row[_DH], row[_DL]),
+        dport=row[_DP],
+        seq=row[_SQ],
+        ack=row[_AK],
+        flags=flag_letters(row[_FL]),
+        window=row[_WIN],
+        local_ts=ts - r.offset,
         connection=uid,
         context=context,
         ladder=ladder,
