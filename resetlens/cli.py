@@ -89,23 +89,16 @@ def analyze(
             b = bundle_from_args(capture, log, host)
         if reference:
             b.reference = reference
-        show = not quiet and json_out != "-"
         with pipeline.paused_gc():  # the outputs walk the same many small objects
             analysis = pipeline.analyze(b)
-            json_writer = None
-            if json_out and (show or html_out or md_out):  # other output to make meanwhile
-                from resetlens.report.jsonreport import write_json_background
-
-                json_writer = write_json_background(analysis, json_out)
-            _write_outputs(analysis, None if json_writer else json_out, html_out, md_out, b)
-            if show:
-                from resetlens.report.terminal import print_summary
-
-                print_summary(analysis, Console(highlight=False))
-            if json_writer:
-                json_writer.wait()
+            _write_outputs(analysis, json_out, html_out, md_out, b)
     except ResetlensError as e:
         raise _fail(str(e)) from None
+    if not quiet and json_out != "-":
+        from resetlens.report.terminal import print_summary
+
+        with pipeline.paused_gc():
+            print_summary(analysis, Console(highlight=False))
     global _skip_teardown
     _skip_teardown = True  # every output is written and closed: nothing left for interpreter teardown
     hits = [r for r in analysis.resets if any(m(r) for m in matchers)]

@@ -232,55 +232,6 @@ def write_json(analysis: Analysis, path_or_dash: str | os.PathLike[str]) -> None
     atomic_write_stream(Path(path_or_dash), iter_json_bytes(analysis))
 
 
-class BackgroundWrite:
-    """write_json() running in a forked child while this process goes on (prints the terminal summary,
-    writes the HTML): the 100 MB of JSON of a big capture and the summary then take the time of the longer
-    of the two, not their sum. `wait()` raises the child's ResetlensError, if any, here."""
-
-    def __init__(self, analysis: Analysis, path: str | os.PathLike[str]) -> None:
-        self.path = str(path)
-        sys.stdout.flush()  # nothing buffered may be written twice, once by each process
-        sys.stderr.flush()
-        self._read, write = os.pipe()
-        self.pid = os.fork()
-        if self.pid == 0:  # the child: write, report, and leave without running any of the parent's exit code
-            os.close(self._read)
-            code, message = 0, b""
-            try:
-                write_json(analysis, path)
-            except ResetlensError as exc:
-                code, message = 2, str(exc).encode("utf-8", "backslashreplace")
-            except BaseException as exc:  # a bug: said in the parent rather than lost with the child
-                code, message = (
-                    70,
-                    f"JSON writer failed: {type(exc).__name__}: {exc}".encode("utf-8", "replace"),
-                )
-            finally:
-                try:
-                    os.write(write, message[:4000])
-                finally:
-                    os._exit(code)
-        os.close(write)
-
-    def wait(self) -> None:
-        """Block until the JSON is written; ResetlensError when it could not be (RuntimeError for a bug)."""
-        with os.fdopen(self._read, "rb") as pipe:
-            message = pipe.read().decode("utf-8", "replace")
-        _, status = os.waitpid(self.pid, 0)
-        code = os.waitstatus_to_exitcode(status)
-        if code == 2 and message:
-            raise ResetlensError(message)  # already names the file
-        if code != 0:
-            raise RuntimeError(f"{self.path}: {message or f'JSON writer exited with status {code}'}")
-
-
-def write_json_background(analysis: Analysis, path: str | os.PathLike[str]) -> BackgroundWrite | None:
-    """Start writing the JSON file in a forked child (None where fork is unavailable: write it yourself)."""
-    if not hasattr(os, "fork") or str(path) == "-":
-        return None
-    return BackgroundWrite(analysis, path)
-
-
 def atomic_write_stream(path: Path, pieces: Iterable[bytes]) -> None:
     """Like atomic_write, for data produced piece by piece (never all in memory).
 
