@@ -8,6 +8,8 @@ import json
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from resetlens.capture import open_capture
 from resetlens.model import Analysis, Connection
@@ -131,3 +133,49 @@ def test_c_row_formatter_writes_what_the_python_path_writes(vantage: str) -> Non
     table = ConnectionTable.from_connections(rows)
     py = [jsonreport._utf8(text) for text in jsonreport._table_pieces_py(table)]
     assert list(jsonreport._table_pieces_c(table)) == py
+
+
+# Floats the C row formatter must write exactly as repr(): capture timestamps in µs and ns (as the reader
+# computes them), short decimals, integers, and arbitrary doubles (durations), around every boundary of
+# its fast path (1e-4, 2^51, 2^53, 1e16) and of repr's fixed/exponent switch.
+_EDGES = [
+    1e-4,
+    9.9999e-5,
+    0.1,
+    0.5,
+    1.0,
+    2.0**51 - 1,
+    2.0**51,
+    2.0**51 + 0.5,
+    2.0**52 + 1,
+    2.0**53,
+    1e15,
+    1e16,
+    1e17,
+]
+_FLOATS = st.one_of(
+    st.floats(allow_nan=False, allow_infinity=False),
+    st.builds(lambda s, us: s + us * 1e-6, st.integers(0, 2**32 - 1), st.integers(0, 999_999)),
+    st.builds(lambda s, ns: s + ns * 1e-9, st.integers(0, 2**32 - 1), st.integers(0, 999_999_999)),
+    st.builds(lambda m, k: m / 10**k, st.integers(-(2**53), 2**53), st.integers(0, 12)),
+    st.integers(-(2**60), 2**60).map(float),
+    st.sampled_from(_EDGES + [-x for x in _EDGES] + [0.0, -0.0]),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(_FLOATS, min_size=1, max_size=30))
+def test_c_row_formatter_writes_floats_as_repr(values: list[float]) -> None:
+    from resetlens.report import jsonreport
+
+    if jsonreport._jsonrows is None:
+        pytest.skip("C accelerators not built")
+    base = conns(len(values))
+    rows = [
+        dataclasses.replace(c, ts=v, duration=values[-1 - i])
+        for i, (c, v) in enumerate(zip(base, values, strict=True))
+    ]
+    table = ConnectionTable.from_connections(rows)
+    text = b"".join(jsonreport._table_pieces_c(table))
+    assert text == b"".join(jsonreport._utf8(t) for t in jsonreport._table_pieces_py(table))
+    assert [json.loads(line.rstrip(b","))["ts"] for line in text.split(b"\n  ")] == values  # exact round trip

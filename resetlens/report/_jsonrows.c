@@ -17,6 +17,7 @@
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 #include <stdint.h>
+#include <math.h>
 #include <string.h>
 
 /* Column order of the `columns` tuple. */
@@ -69,7 +70,48 @@ static int out_int(Out *o, long long v) {  /* decimal digits by hand: snprintf d
     return out_raw(o, p, end - p);
 }
 
+/* Powers of ten that doubles hold exactly. */
+static const double POW10[] = {1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9};
+static const int64_t IPOW10[] = {1, 10, 100, 1000, 10000, 100000, 1000000, 10000000, 100000000, 1000000000};
+#define MAX_FAST_DECIMALS 9
+#define FAST_LIMIT 2251799813685248.0 /* 2^51: below it, v * 10^k is within 3/8 of the integer sought */
+
+/* repr(v) without the general shortest-digits search when v is m / 10^k for a small k (a capture
+ * timestamp in µs is): the first k whose nearest integer m gives back v exactly is the shortest
+ * representation (m and 10^k are exact doubles, so m / 10^k is correctly rounded, as parsing the text
+ * would be), and below FAST_LIMIT no other integer can also give v. Returns 0 when it does not apply. */
+static int fast_repr(Out *o, double v) {
+    int neg = v < 0;
+    double a = neg ? -v : v;
+    if (!(a >= 1e-4 && a < FAST_LIMIT)) return 0; /* 0, -0, tiny, huge, NaN: repr's own rules */
+    for (int k = 0; k <= MAX_FAST_DECIMALS; k++) {
+        double scaled = a * POW10[k];
+        if (scaled >= FAST_LIMIT) return 0;
+        double r = nearbyint(scaled);
+        if (r / POW10[k] != a) continue;
+        int64_t m = (int64_t)r;
+        int64_t whole = m / IPOW10[k], frac = m % IPOW10[k];
+        if (out_reserve(o, 48) < 0) return -1;
+        if (neg) o->buf[o->len++] = '-';
+        if (out_int(o, whole) < 0) return -1;
+        o->buf[o->len++] = '.';
+        if (k == 0) {
+            o->buf[o->len++] = '0'; /* "5.0", as repr writes integral floats */
+            return 1;
+        }
+        for (int d = k - 1; d >= 0; d--) { /* the k decimals, leading zeros kept */
+            o->buf[o->len + d] = (char)('0' + frac % 10);
+            frac /= 10;
+        }
+        o->len += k;
+        return 1;
+    }
+    return 0;
+}
+
 static int out_float(Out *o, double v) {
+    int fast = fast_repr(o, v);
+    if (fast != 0) return fast < 0 ? -1 : 0;
     char *s = PyOS_double_to_string(v, 'r', 0, Py_DTSF_ADD_DOT_0, NULL);  /* exactly repr(float) */
     if (!s) return -1;
     int rc = out_raw(o, s, (Py_ssize_t)strlen(s));
@@ -87,7 +129,11 @@ static int out_json_str(Out *o, PyObject *str) {
     if (out_reserve(o, 2 + 6 * n) < 0) return -1;
     char *d = o->buf + o->len;
     *d++ = '"';
-    for (Py_ssize_t i = 0; i < n; i++) {
+    Py_ssize_t plain = 0;  /* addresses, histories and uids rarely need escaping: copy them whole */
+    while (plain < n && (unsigned char)s[plain] >= 0x20 && s[plain] != '"' && s[plain] != '\\') plain++;
+    memcpy(d, s, (size_t)plain);
+    d += plain;
+    for (Py_ssize_t i = plain; i < n; i++) {
         unsigned char c = (unsigned char)s[i];
         if (c == '"' || c == '\\') { *d++ = '\\'; *d++ = (char)c; }
         else if (c == '\n') { *d++ = '\\'; *d++ = 'n'; }
@@ -148,6 +194,7 @@ static PyObject *rows(PyObject *self, PyObject *args) {
         PyErr_SetString(PyExc_ValueError, "rows: lists of different lengths");
         goto done;
     }
+    if (out_reserve(&o, n * 448) < 0) goto done;  /* a typical row is ~310 bytes: one allocation, no regrowth */
     const int64_t *idx = views[C_IDX].buf;
     const uint16_t *vant = views[C_VANTAGE].buf;
     const double *ts = views[C_TS].buf, *dur = views[C_DURATION].buf;
