@@ -162,6 +162,89 @@ def _c_layout() -> tuple[int, ...] | None:
 
 C_LAYOUT = _c_layout()
 
+# The record's own fields that `_cwalk.pcap_block` writes as well, in the order of its F_FRAME.. enum.
+PCAP_FIELDS = ("frame", "offset", "ts", "iface", "csum")
+
+
+def _pcap_layout() -> tuple[int, ...] | None:
+    """C_LAYOUT plus the record fields, or None when pcap_block cannot write every column itself."""
+    if C_LAYOUT is None or set(PACKET_DTYPE.names) != set(C_FIELDS + PCAP_FIELDS):
+        return None
+    layout = list(C_LAYOUT)
+    for name in PCAP_FIELDS:
+        dtype, offset = PACKET_DTYPE.fields[name][:2]
+        if dtype.byteorder == ">" or dtype.kind not in ("uf" if name == "ts" else "u"):
+            return None
+        if name == "ts" and dtype.itemsize != 8:
+            return None
+        layout += [offset, dtype.itemsize]
+    return tuple(layout)
+
+
+PCAP_LAYOUT = _pcap_layout()
+
+
+@dataclass
+class PcapBlock:
+    """Complete records of one classic pcap buffer, walked and decoded by one C call."""
+
+    table: np.ndarray  # the TCP rows, every column filled
+    segments: dict[int, bytes]  # frame -> TCP header + captured payload, RST rows only
+    consumed: int  # first byte not consumed (the next record, incomplete or absurd)
+    absurd: bool  # the record at `consumed` has a caplen above the limit
+    packets: int  # records walked (all frames)
+    fragments_skipped: int
+    first_fragment: int  # stream offset of the first skipped fragment's record, -1 for none
+    first_ts: float  # lowest and highest record timestamp (meaningful when packets > 0)
+    last_ts: float
+
+
+PCAP_BLOCK = True  # use the fused walk + decode for classic pcap when it is available (tests compare)
+
+
+def use_pcap_block(enabled: bool) -> bool:
+    """Switch the fused classic pcap path on or off (tests compare it with walk + decode_block)."""
+    global PCAP_BLOCK
+    previous, PCAP_BLOCK = PCAP_BLOCK, bool(enabled)
+    return previous
+
+
+def pcap_block_available() -> bool:
+    """The fused classic pcap walk + decode can be used (C built, enabled, table layout writable)."""
+    return PCAP_BLOCK and walk.ACCELERATED and PCAP_LAYOUT is not None and hasattr(walk._cwalk, "pcap_block")
+
+
+def pcap_block(
+    buf: bytearray,
+    limit: int,
+    hdr: int,
+    maxcap: int,
+    little: bool,
+    scale: float,
+    linktype: int,
+    base: int,
+    first_frame: int,
+) -> PcapBlock:
+    """Walk the complete records of buf[:limit] (as walk_pcap) and decode them (as decode_block).
+
+    `base` is the stream offset of buf[0] (the `offset` column); frames are numbered from first_frame.
+    """
+    rows, n, consumed, absurd, packets, frags, first_frag, lo, hi, segments = walk._cwalk.pcap_block(
+        buf,
+        limit,
+        hdr,
+        maxcap,
+        little,
+        scale,
+        linktype,
+        base,
+        first_frame,
+        PACKET_DTYPE.itemsize,
+        PCAP_LAYOUT,
+    )
+    table = np.frombuffer(rows, PACKET_DTYPE, n) if n else np.zeros(0, PACKET_DTYPE)
+    return PcapBlock(table, segments, consumed, absurd, packets, frags, first_frag, lo, hi)
+
 
 def decode_block(
     buf: np.ndarray, data: np.ndarray, caplen: np.ndarray, wirelen: np.ndarray, linktype: np.ndarray

@@ -18,7 +18,7 @@ import numpy as np
 
 from resetlens.capture import formats as fmt
 from resetlens.capture import walk
-from resetlens.capture.decode import Decoded, decode_block
+from resetlens.capture.decode import Decoded, PcapBlock, decode_block, pcap_block, pcap_block_available
 from resetlens.capture.linktypes import SUPPORTED, linktype_name
 from resetlens.capture.table import DIR_IN, DIR_OUT, PACKET_DTYPE
 from resetlens.errors import CaptureError
@@ -226,10 +226,15 @@ class CaptureReader:
         self._complete = False
         self._first_fragment: int | None = None
         unknown: dict[int, list[int]] = {}  # linktype -> [frames, first stream offset]
-        for buf, base, parts in self._blocks():
+        for buf, base, parts in self._blocks(fused=True):
             tables = []
             segments: dict[int, bytes] = {}
             for recs in parts:
+                if isinstance(recs, PcapBlock):  # classic pcap, walked and decoded in one C call
+                    self._note_block(recs)
+                    tables.append(recs.table)
+                    segments.update(recs.segments)
+                    continue
                 n = len(recs.offset)
                 if not n:
                     continue
@@ -383,6 +388,18 @@ class CaptureReader:
             return decode_block(buf, recs.data, recs.caplen, recs.wirelen, recs.linktype)
         return decode_block(buf, recs.data[idx], recs.caplen[idx], recs.wirelen[idx], recs.linktype[idx])
 
+    def _note_block(self, block: PcapBlock) -> None:
+        """What the C walk + decode of a classic pcap block found, as chunks() notes it for Records."""
+        info = self.info
+        info.packets += block.packets
+        if block.packets:  # never NaN: classic pcap times are whole numbers scaled
+            lo, hi = block.first_ts, block.last_ts
+            info.first_ts = lo if info.first_ts is None else min(info.first_ts, lo)
+            info.last_ts = hi if info.last_ts is None else max(info.last_ts, hi)
+        info.fragments_skipped += block.fragments_skipped
+        if block.first_fragment >= 0 and self._first_fragment is None:
+            self._first_fragment = block.first_fragment
+
     def _note_ts(self, ts: np.ndarray) -> None:
         if not len(ts):
             return
@@ -430,12 +447,16 @@ class CaptureReader:
 
     # -- block loop --------------------------------------------------------------------------------
 
-    def _blocks(self) -> Iterator[tuple[np.ndarray, int, list[Records]]]:
-        """Yield (buffer as uint8, stream offset of buffer[0], record groups) per block."""
+    def _blocks(self, fused: bool = False) -> Iterator[tuple[np.ndarray, int, list[Records | PcapBlock]]]:
+        """Yield (buffer as uint8, stream offset of buffer[0], record groups) per block.
+
+        fused: classic pcap blocks come as one PcapBlock (table rows already decoded) when the C
+        accelerator can do it, instead of Records for decode_block.
+        """
         stream = _Stream(self.path)
         try:
             if self.kind == "pcap":
-                parser: _Parser = _PcapParser(self, stream)
+                parser: _Parser = _PcapParser(self, stream, fused)
             else:
                 parser = _PcapngParser(self, stream)
             yield from _block_loop(self, stream, parser)
@@ -526,9 +547,10 @@ class _NoStream:
 
 
 class _PcapParser(_Parser):
-    def __init__(self, reader: CaptureReader, stream: _Stream) -> None:
+    def __init__(self, reader: CaptureReader, stream: _Stream, fused: bool = False) -> None:
         self.reader = reader
         self.stream = stream
+        self.fused = fused
 
     def header(self) -> int:
         head = bytearray(fmt.PCAP_HEADER)
@@ -542,6 +564,7 @@ class _PcapParser(_Parser):
         self.linktype = linktype
         self.maxcap = min(max(snaplen, fmt.STANDARD_MAX_CAPLEN), MAX_RECORD)
         self.caplen_at = struct.Struct(endian + "I")
+        self.fused = self.fused and linktype in SUPPORTED and pcap_block_available()
         info = self.reader.info
         info.snaplen = snaplen
         info.interfaces = [
@@ -552,7 +575,27 @@ class _PcapParser(_Parser):
         return fmt.PCAP_HEADER
 
     def walk(self, buf, npbuf, limit, eof):
+        if self.fused:
+            block = pcap_block(
+                buf,
+                limit,
+                self.hdr,
+                self.maxcap,
+                self.little,
+                self.scale,
+                self.linktype,
+                self.base,
+                self.first_frame,
+            )
+            self.first_frame += block.packets
+            groups: list = [block] if block.packets else []
+            return groups, *self._stop(buf, limit, eof, block.consumed, block.absurd, block.packets)
         offs, consumed, absurd = walk.walk_pcap(buf, 0, limit, self.hdr, self.maxcap, self.little)
+        groups = [self._records(npbuf, offs)] if len(offs) else []
+        return groups, *self._stop(buf, limit, eof, consumed, absurd, len(offs))
+
+    def _stop(self, buf, limit: int, eof: bool, consumed: int, absurd: bool, walked: int) -> tuple[int, int]:
+        """(consumed, need) after a walk that stopped at `consumed` having found `walked` records."""
         need = 0
         if absurd:
             cap = self.caplen_at.unpack_from(buf, consumed + 8)[0]
@@ -560,12 +603,9 @@ class _PcapParser(_Parser):
                 f"absurd caplen {cap} in record at byte {self.base + consumed}; reading stopped there"
             )
             need = -1
-        elif not len(offs) and consumed + self.hdr <= limit and not eof:
+        elif not walked and consumed + self.hdr <= limit and not eof:
             need = self.hdr + self.caplen_at.unpack_from(buf, consumed + 8)[0]
-        groups = []
-        if len(offs):
-            groups.append(self._records(npbuf, offs))
-        return groups, consumed, need
+        return consumed, need
 
     def _records(self, npbuf: np.ndarray, off: np.ndarray) -> Records:
         words = walk.header_words(npbuf, off, 16, self.little)
