@@ -89,16 +89,23 @@ def analyze(
             b = bundle_from_args(capture, log, host)
         if reference:
             b.reference = reference
+        show = not quiet and json_out != "-"
         with pipeline.paused_gc():  # the outputs walk the same many small objects
             analysis = pipeline.analyze(b)
-            _write_outputs(analysis, json_out, html_out, md_out, b)
+            json_writer = None
+            if json_out and json_out != "-" and (show or html_out or md_out):  # other output meanwhile
+                from resetlens.report.jsonreport import BackgroundWrite
+
+                json_writer = BackgroundWrite(analysis, json_out)
+            _write_outputs(analysis, None if json_writer else json_out, html_out, md_out, b)
+            if show:
+                from resetlens.report.terminal import print_summary
+
+                print_summary(analysis, Console(highlight=False))
+            if json_writer:
+                json_writer.wait()
     except ResetlensError as e:
         raise _fail(str(e)) from None
-    if not quiet and json_out != "-":
-        from resetlens.report.terminal import print_summary
-
-        with pipeline.paused_gc():
-            print_summary(analysis, Console(highlight=False))
     global _skip_teardown
     _skip_teardown = True  # every output is written and closed: nothing left for interpreter teardown
     hits = [r for r in analysis.resets if any(m(r) for m in matchers)]

@@ -235,3 +235,25 @@ def test_outputs_to_a_device_write_through_it(tmp_path: Path) -> None:
     assert p.returncode == 0, p.stderr
     assert stat.S_ISCHR(os.stat(dev).st_mode), "the device node was replaced by a file"
     assert not (tmp_path / "null-snippets").exists()
+
+
+def test_json_written_beside_the_summary_is_the_same_and_a_failure_is_still_one_line(tmp_path: Path) -> None:
+    """With a terminal summary or Markdown to make as well, the JSON is written by a thread meanwhile: the
+    same bytes as a quiet run; a failure there is still one line and exit 2, with no temp file left over."""
+    bundle = ROOT / "fixtures" / "lab" / "mixed"
+    quiet, shown, beside_md = tmp_path / "q.json", tmp_path / "s.json", tmp_path / "m.json"
+    assert run("analyze", str(bundle), "--json", str(quiet), "--quiet").returncode == 0
+    p = run("analyze", str(bundle), "--json", str(shown))
+    assert p.returncode == 0, p.stderr
+    assert "no_listener" in p.stdout or "reset" in p.stdout.lower()  # the summary was printed meanwhile
+    p = run("analyze", str(bundle), "--json", str(beside_md), "--md", str(tmp_path / "r.md"), "--quiet")
+    assert p.returncode == 0, p.stderr
+    assert shown.read_bytes() == quiet.read_bytes() == beside_md.read_bytes()
+    assert json.loads(shown.read_bytes())["resets"]
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    bad = run("analyze", str(bundle), "--json", str(blocker / "out.json"))
+    assert bad.returncode == 2
+    assert "Traceback" not in bad.stderr and len(bad.stderr.strip().splitlines()) == 1
+    assert str(blocker) in bad.stderr and "cannot write" in bad.stderr
+    assert not list(tmp_path.glob("**/.*.tmp"))
