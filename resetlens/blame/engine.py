@@ -1331,10 +1331,17 @@ def _incident(n: int, rs: list[Reset], role: str, host: str | None, kind: str, c
         first_ts=rs[0].ts,
         last_ts=rs[-1].ts,
         resets=[r.id for r in rs],
-        confidence=round(float(np.mean([r.confidence for r in rs])), 2),
+        confidence=_mean_confidence(rs),
         decision=rs[0].decision,
         summary=summary,
     )
+
+
+def _mean_confidence(rs: list[Reset]) -> float:
+    # Most incidents hold one reset: its confidence is the mean, without numpy's per-call cost.
+    if len(rs) == 1:
+        return round(float(rs[0].confidence), 2)
+    return round(float(np.mean([r.confidence for r in rs])), 2)
 
 
 def summarize(analysis: Analysis) -> dict[str, Any]:

@@ -83,6 +83,7 @@ class _Columns:
     numpy's per-call overhead would cost more than the work (thousands of resets per capture)."""
 
     __slots__ = (
+        "ack",
         "flags",
         "flow",
         "frame",
@@ -90,6 +91,7 @@ class _Columns:
         "ip_id",
         "opts",
         "plen",
+        "rst_rows",
         "seq",
         "sport",
         "src_lo",
@@ -110,6 +112,8 @@ class _Columns:
         self.ip_id = flow["ip_id"].tolist()
         self.opts = flow["opts"].tolist()
         self.seq = flow["seq"].tolist()
+        self.ack = flow["ack"].tolist()
+        self.rst_rows = [i for i, f in enumerate(self.flags) if f & RST]  # a flow has few: bursts scan these
 
 
 _COLUMNS: dict[int, _Columns] = {}
@@ -146,36 +150,20 @@ def tell(
     rst_ts, rst_fl = ts[idx], fl[idx]
     sender = [a == s_lo and b == s_port for a, b in zip(slo, spt, strict=True)]
 
+    # One walk over the packets before the RST: the handshake's SYNs and what each side sent.
     first_syn = first_synack = -1
-    for i in range(idx):
-        f = fl[i] & (SYN | ACK)
-        if f == SYN:
-            if first_syn < 0:
-                first_syn = i
-        elif f == SYN | ACK and first_synack < 0:
-            first_synack = i
-    o = first_syn if first_syn >= 0 else 0
-    orig_lo, orig_port = slo[o], spt[o]
-    sender_is_orig = s_lo == orig_lo and s_port == orig_port
-
-    established = False
-    since_handshake = None
-    if first_syn >= 0 and first_synack >= 0:
-        for i in range(first_synack + 1, idx):
-            if slo[i] == orig_lo and spt[i] == orig_port and fl[i] & (ACK | SYN) == ACK:
-                established = True
-                since_handshake = rst_ts - ts[i]
-                break
-
-    gap_before = rst_ts - ts[idx - 1] if idx > 0 else 0.0
-
-    # One walk over the packets before the RST.
     s_data = p_data = 0
     s_fin = p_fin = s_rst = False
     last_peer = first_peer_data = last_peer_data = first_s_data = last_s_data = first_s_fin = -1
     s_rows: list[int] = []  # the sender's non-RST packets
     for i in range(idx):
         f, p = fl[i], pl[i]
+        if f & SYN:
+            if not f & ACK:
+                if first_syn < 0:
+                    first_syn = i
+            elif first_synack < 0:
+                first_synack = i
         if sender[i]:
             s_data += p
             if f & FIN:
@@ -199,6 +187,20 @@ def tell(
                 if first_peer_data < 0:
                     first_peer_data = i
                 last_peer_data = i
+    o = first_syn if first_syn >= 0 else 0
+    orig_lo, orig_port = slo[o], spt[o]
+    sender_is_orig = s_lo == orig_lo and s_port == orig_port
+
+    established = False
+    since_handshake = None
+    if first_syn >= 0 and first_synack >= 0:
+        for i in range(first_synack + 1, idx):
+            if slo[i] == orig_lo and spt[i] == orig_port and fl[i] & (ACK | SYN) == ACK:
+                established = True
+                since_handshake = rst_ts - ts[i]
+                break
+
+    gap_before = rst_ts - ts[idx - 1] if idx > 0 else 0.0
 
     # What does the RST answer? The peer's last segment shortly before it.
     answers, answered_frame, reply_exact, idle_trigger = "", None, False, 0.0
@@ -222,9 +224,9 @@ def tell(
             if answers:
                 answered_frame = c.frame[last]
                 if rst_fl & ACK:
-                    reply_exact = int(flow["ack"][idx]) == (c.seq[last] + seg_len) & 0xFFFFFFFF
+                    reply_exact = c.ack[idx] == (c.seq[last] + seg_len) & 0xFFFFFFFF
                 else:
-                    reply_exact = bool(lf & ACK) and c.seq[idx] == int(flow["ack"][last])
+                    reply_exact = bool(lf & ACK) and c.seq[idx] == c.ack[last]
                 idle_trigger = ts[last] - ts[last - 1] if last > 0 else 0.0
 
     since_req = rst_ts - ts[last_peer_data] if last_peer_data >= 0 else None
@@ -261,7 +263,7 @@ def tell(
             p_after.append(c.frame[i])
             if pl[i] > 0 and not f & RST:
                 p_data_after.append(c.frame[i])
-    burst = [i for i in range(n) if sender[i] and fl[i] & RST and abs(ts[i] - rst_ts) <= 1.0]
+    burst = [i for i in c.rst_rows if sender[i] and abs(ts[i] - rst_ts) <= 1.0]
     seq_changes = len({c.seq[i] for i in burst}) > 1 if len(burst) > 1 else False
 
     return Story(
