@@ -95,17 +95,16 @@ def _claimed(case: Case, reset: Reset) -> tuple[Host | None, str]:
 
 def _story(case: Case, reset: Reset, vantage: str, sighting: Sighting | None) -> Story | None:
     uid = case.conn_at.get((reset.id, vantage))
-    if not uid:
+    if not uid or sighting is None:
         return None
+    key = (vantage, uid, sighting.frame)
+    if key in case.stories:  # told already (each reset asks twice: for its origin and its cause)
+        return case.stories[key]
     flow = case.flows.get((vantage, uid))
     if flow is None or not len(flow):
         return None
-    if sighting is None:
-        return None
-    key = (vantage, uid, sighting.frame)
-    if key not in case.stories:
-        case.stories[key] = tell(flow, sighting.frame)
-    return case.stories[key]
+    story = case.stories[key] = tell(flow, sighting.frame)
+    return story
 
 
 def _covered(case: Case, vantage: str, ts: float) -> bool:

@@ -9,7 +9,8 @@ from __future__ import annotations
 import dataclasses
 from bisect import bisect_left
 from dataclasses import dataclass, field
-from functools import cache
+from functools import cache, lru_cache
+from operator import itemgetter
 from typing import Any
 
 import numpy as np
@@ -86,7 +87,12 @@ def _flag_text(flags: int) -> str:
 
 
 def option_names(bits: int) -> list[str]:
-    return [name for bit, name in OPT_NAMES if bits & bit]
+    return list(_option_names(bits))
+
+
+@cache
+def _option_names(bits: int) -> tuple[str, ...]:  # the option bits take a few hundred values at most
+    return tuple(name for bit, name in OPT_NAMES if bits & bit)
 
 
 @dataclass
@@ -260,6 +266,19 @@ def _u16_delta(a: int, b: int) -> int:
     return ((a - b + 0x8000) & 0xFFFF) - 0x8000
 
 
+# The RST row's fields build_record reads, in the order it unpacks them.
+RECORD_FIELDS = (
+    "frame", "ts", "src_hi", "src_lo", "dst_hi", "dst_lo", "sport", "dport", "flags", "seq", "ack", "ttl", "ip_id",
+    "ipver", "df", "window", "opts", "csum", "payload_len", "captured_len",
+)  # fmt: skip
+
+
+@cache
+def _row_getter(dtype: np.dtype) -> itemgetter:
+    """Picks RECORD_FIELDS, in order, from the item() tuple of a row of this dtype."""
+    return itemgetter(*(dtype.names.index(name) for name in RECORD_FIELDS))
+
+
 def build_record(
     vantage: str,
     snap: RstSnapshot,
@@ -271,37 +290,38 @@ def build_record(
     """A ResetRecord from the tracker's snapshot, the connection's retained packets (or their
     flow_columns, shared by the RSTs of one flow) and the raw segment."""
     # One item() of the row instead of ~20 numpy field reads (each costs more than the work done with it).
-    row = dict(zip(snap.row.dtype.names, snap.row.item(), strict=True))
-    flags = row["flags"]
-    seq = row["seq"]
+    (
+        frame, ts, src_hi, src_lo, dst_hi, dst_lo, sport, dport, flags, seq, ack_field, ttl, ip_id, ipver, df,
+        window, opts, csum, payload_len, captured_len,
+    ) = _row_getter(snap.row.dtype)(snap.row.item())  # fmt: skip
     has_ack = bool(flags & ACK)
-    ack = row["ack"] if has_ack else None
+    ack = ack_field if has_ack else None
     rec = ResetRecord(
         vantage=vantage,
-        frame=row["frame"],
-        ts=row["ts"],
+        frame=frame,
+        ts=ts,
         uid=uid,
-        src=halves_to_addr(row["src_hi"], row["src_lo"]),
-        sport=row["sport"],
-        dst=halves_to_addr(row["dst_hi"], row["dst_lo"]),
-        dport=row["dport"],
+        src=halves_to_addr(src_hi, src_lo),
+        sport=sport,
+        dst=halves_to_addr(dst_hi, dst_lo),
+        dport=dport,
         sent_by="orig" if snap.sent_by_orig else "resp",
         flags=_flag_text(flags),
         rst_ack=has_ack,
         seq=seq,
         ack=ack,
-        ttl=row["ttl"],
-        ip_id=row["ip_id"] if row["ipver"] == 4 else None,
-        df=bool(row["df"]),
-        window=row["window"],
-        options=option_names(row["opts"]),
+        ttl=ttl,
+        ip_id=ip_id if ipver == 4 else None,
+        df=bool(df),
+        window=window,
+        options=option_names(opts),
         reserved_bits=bool(flags & RESERVED),
-        checksum=CSUM_NAMES.get(row["csum"], "unchecked"),
+        checksum=CSUM_NAMES.get(csum, "unchecked"),
         sender_state=STATE_NAMES[snap.sender_state],
         receiver_state=STATE_NAMES[snap.receiver_state],
         history_before=snap.history_before,
-        payload_len=row["payload_len"],
-        payload_captured=row["captured_len"],
+        payload_len=payload_len,
+        payload_captured=captured_len,
     )
     _sequence(rec, snap, seq, ack)
     rec.preceded_by = _preceded_by(snap.history_before)
@@ -313,7 +333,7 @@ def build_record(
     if cols is None and flow is not None and len(flow):
         cols = flow_columns(flow)
     if cols is not None:
-        _context(rec, row, cols)
+        _context(rec, (src_hi, src_lo, sport), cols)
     return rec
 
 
@@ -345,6 +365,7 @@ def _sequence(rec: ResetRecord, snap: RstSnapshot, seq: int, ack: int | None) ->
         rec.ack_check = "exact" if d == 0 else ("old" if d < 0 else "ahead")
 
 
+@lru_cache(maxsize=4096)  # connections before a RST share a handful of histories
 def _preceded_by(history: str) -> str:
     letters = set(history.replace("^", ""))
     if letters & {"F", "f"}:
@@ -371,12 +392,12 @@ def flow_columns(flow: np.ndarray) -> dict[str, list]:
     return cols
 
 
-def _context(rec: ResetRecord, row: dict[str, Any], cols: dict[str, list]) -> None:
+def _context(rec: ResetRecord, me: tuple[int, int, int], cols: dict[str, list]) -> None:
+    """The RST's place in its flow; `me` is its source (hi, lo, port) as flow_columns' "src" holds it."""
     frames, fl, plen, src, seq = cols["frame"], cols["flags"], cols["payload_len"], cols["src"], cols["seq"]
     n = len(frames)
     pos = bisect_left(frames, rec.frame)  # flows are in capture (frame) order
     end = pos + 1 if pos < n and frames[pos] == rec.frame else pos
-    me = (row["src_hi"], row["src_lo"], row["sport"])
     sender = [s == me for s in src]
 
     rec.last_packets = [
