@@ -327,9 +327,11 @@ class VantageTracker:
             at = at[np.argsort(cid[at], kind="stable")]
             rows, cid = take_rows(rows, at), cid[at]
             if len(cid):
-                cuts = np.flatnonzero(np.diff(cid)) + 1
-                for part, ids in zip(np.split(rows, cuts), np.split(cid, cuts), strict=True):
-                    flows[self.uid(int(ids[0]))] = part
+                # One view per connection, sliced directly (np.split costs ~10 numpy calls per part).
+                starts = [0, *(np.flatnonzero(np.diff(cid)) + 1).tolist()]
+                ends = [*starts[1:], len(cid)]
+                for start, end, idx in zip(starts, ends, cid[starts].tolist(), strict=True):
+                    flows[self.uid(idx)] = rows[start:end]
         anchors = concat_rows(self.anchors)
         return TrackerOutput(
             connections=connections,
