@@ -13,7 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from scapy.all import raw  # type: ignore[attr-defined]
 
-from resetlens.capture import extract_frames, open_capture, read_table, walk
+from resetlens.capture import decode, extract_frames, open_capture, read_table, walk
 from resetlens.errors import CaptureError
 from tests.test_capture_build import block, epb, ether, idb, pcap, shb, tcp4, tcp6, write
 
@@ -228,12 +228,14 @@ def _read_all(path: Path, block_size: int):
 @settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(data=hostile())
 def test_only_capture_error_escapes(tmp_path: Path, data: bytes) -> None:
-    """Also: the C accelerator and the pure Python path agree on every hostile input."""
+    """Also: the pure Python path, the C walk + decode and the fused C pcap_block agree on every input."""
     path = write(tmp_path, "fuzz.cap", data)
     block_size = int.from_bytes(data[-2:] or b"\0", "little") % 3000 + 64
     outcomes = []
-    for accelerated in [False, True] if walk._cwalk is not None else [False]:
+    modes = [(False, False), (True, False), (True, True)] if walk._cwalk is not None else [(False, False)]
+    for accelerated, fused in modes:
         previous = walk.use_accelerator(accelerated)
+        previous_fused = decode.use_pcap_block(fused)
         try:
             table, segments, info = _read_all(path, block_size)
             rows = 0 if table is None else len(table)
@@ -251,6 +253,7 @@ def test_only_capture_error_escapes(tmp_path: Path, data: bytes) -> None:
             outcomes.append(str(exc))
         finally:
             walk.use_accelerator(previous)
+            decode.use_pcap_block(previous_fused)
     assert all(o == outcomes[0] for o in outcomes)
 
 
