@@ -364,8 +364,10 @@ def _origin(case: Case, reset: Reset) -> Origin:
         if forged is None:
             forged, strength = True, PROOF_TTL
     _fingerprints(reset, claimed_name, ev)
-    # NAT mapping between sightings.
-    tuples = {(s.src, s.sport, s.dst, s.dport): s.vantage for s in reset.seen_at}
+    # NAT mapping between sightings (a lone sighting has none: skip building the tuples).
+    tuples = (
+        {(s.src, s.sport, s.dst, s.dport): s.vantage for s in reset.seen_at} if len(reset.seen_at) > 1 else {}
+    )
     if len(tuples) > 1:
         (a, va), (b, vb) = list(tuples.items())[:2]
         ev.append(

@@ -148,14 +148,18 @@ def tell(
     s_lo = slo[idx] if src_lo is None else src_lo
     s_port = spt[idx] if sport is None else sport
     rst_ts, rst_fl = ts[idx], fl[idx]
-    sender = [a == s_lo and b == s_port for a, b in zip(slo, spt, strict=True)]
+    ttl, opts = c.ttl, c.opts
 
-    # One walk over the packets before the RST: the handshake's SYNs and what each side sent.
+    # One walk over the packets before the RST: the handshake's SYNs, what each side sent, and the
+    # sender's non-RST packets (its TTLs, last IP ID, timestamps). The sender is matched inline: a
+    # per-packet list of the match would cost more than the walks that read it.
     first_syn = first_synack = -1
     s_data = p_data = 0
     s_fin = p_fin = s_rst = False
     last_peer = first_peer_data = last_peer_data = first_s_data = last_s_data = first_s_fin = -1
-    s_rows: list[int] = []  # the sender's non-RST packets
+    last_s_row = -1  # the sender's last non-RST packet
+    ttl_counts: dict[int, int] = {}  # TTL -> the sender's non-RST packets with it
+    all_ts = True  # every one of them carried TCP timestamps
     for i in range(idx):
         f, p = fl[i], pl[i]
         if f & SYN:
@@ -164,7 +168,7 @@ def tell(
                     first_syn = i
             elif first_synack < 0:
                 first_synack = i
-        if sender[i]:
+        if slo[i] == s_lo and spt[i] == s_port:
             s_data += p
             if f & FIN:
                 s_fin = True
@@ -173,7 +177,10 @@ def tell(
             if f & RST:
                 s_rst = True
             else:
-                s_rows.append(i)
+                last_s_row = i
+                ttl_counts[ttl[i]] = ttl_counts.get(ttl[i], 0) + 1
+                if not opts[i] & OPT_TS:
+                    all_ts = False
             if p > 0:
                 if first_s_data < 0:
                     first_s_data = i
@@ -237,16 +244,15 @@ def tell(
     sender_head = c.head[first_s_data] if first_s_data >= 0 else 0
 
     ttl_base = None
-    if s_rows:
-        counts: dict[int, int] = {}
-        for i in s_rows:
-            counts[c.ttl[i]] = counts.get(c.ttl[i], 0) + 1
-        top = max(counts.values())
+    if len(ttl_counts) == 1:  # the usual case: one TTL
+        ttl_base = next(iter(ttl_counts))
+    elif ttl_counts:
+        top = max(ttl_counts.values())
         ttl_base = min(
-            t for t, k in counts.items() if k == top
+            t for t, k in ttl_counts.items() if k == top
         )  # ties: the lowest TTL, as np.unique + argmax
-    ipid_prev = c.ip_id[s_rows[-1]] if s_rows else None
-    used_ts = bool(s_rows) and all(c.opts[i] & OPT_TS for i in s_rows)
+    ipid_prev = c.ip_id[last_s_row] if last_s_row >= 0 else None
+    used_ts = last_s_row >= 0 and all_ts
 
     s_after: list[int] = []
     s_data_after: list[int] = []
@@ -254,7 +260,7 @@ def tell(
     p_data_after: list[int] = []
     for i in range(idx + 1, n):
         f = fl[i]
-        if sender[i]:
+        if slo[i] == s_lo and spt[i] == s_port:
             if not f & RST:
                 s_after.append(c.frame[i])
                 if pl[i] > 0:
@@ -263,7 +269,7 @@ def tell(
             p_after.append(c.frame[i])
             if pl[i] > 0 and not f & RST:
                 p_data_after.append(c.frame[i])
-    burst = [i for i in c.rst_rows if sender[i] and abs(ts[i] - rst_ts) <= 1.0]
+    burst = [i for i in c.rst_rows if slo[i] == s_lo and spt[i] == s_port and abs(ts[i] - rst_ts) <= 1.0]
     seq_changes = len({c.seq[i] for i in burst}) > 1 if len(burst) > 1 else False
 
     return Story(
