@@ -393,55 +393,60 @@ def flow_columns(flow: np.ndarray) -> dict[str, list]:
 
 
 def _context(rec: ResetRecord, me: tuple[int, int, int], cols: dict[str, list]) -> None:
-    """The RST's place in its flow; `me` is its source (hi, lo, port) as flow_columns' "src" holds it."""
+    """The RST's place in its flow; `me` is its source (hi, lo, port) as flow_columns' "src" holds it.
+    The sender is matched inline (src[k] == me): a per-packet list of the match costs more than the walks."""
     frames, fl, plen, src, seq = cols["frame"], cols["flags"], cols["payload_len"], cols["src"], cols["seq"]
     n = len(frames)
     pos = bisect_left(frames, rec.frame)  # flows are in capture (frame) order
     end = pos + 1 if pos < n and frames[pos] == rec.frame else pos
-    sender = [s == me for s in src]
 
     rec.last_packets = [
         {
             "frame": frames[k],
-            "from": "sender" if sender[k] else "receiver",
+            "from": "sender" if src[k] == me else "receiver",
             "flags": _flag_text(fl[k]),
             "len": plen[k],
         }
         for k in range(max(0, pos - 3), pos)
     ]
 
-    # One walk over the sender's earlier packets: its non-RST ones (the baseline) and an earlier RST
-    # with this seq (a retransmission).
-    base: list[int] = []
-    retransmitted = False
+    # One walk over the sender's earlier packets: its non-RST ones make the baseline (TTLs, DF bits, the
+    # options on every non-SYN one, the last one's IP ID and window), an earlier RST with this seq makes
+    # this one a retransmission.
+    ttl, df, opts = cols["ttl"], cols["df"], cols["opts"]
+    n_base = df_set = 0
+    last_base = -1
+    ttl_counts: dict[int, int] = {}
+    common = -1  # option bits on every non-SYN baseline packet
+    nonsyn = retransmitted = False
     for k in range(pos):
-        if sender[k]:
-            if not fl[k] & RST:
-                base.append(k)
-            elif seq[k] == rec.seq:
-                retransmitted = True
+        if src[k] == me:
+            f = fl[k]
+            if f & RST:
+                if seq[k] == rec.seq:
+                    retransmitted = True
+                continue
+            n_base += 1
+            last_base = k
+            ttl_counts[ttl[k]] = ttl_counts.get(ttl[k], 0) + 1
+            if df[k]:
+                df_set += 1
+            if not f & SYN:
+                nonsyn = True
+                common &= opts[k]
     rec.retransmitted = retransmitted
-    rec.baseline_packets = len(base)
-    if base:
-        ttl = cols["ttl"]
-        counts: dict[int, int] = {}
-        for k in base:
-            counts[ttl[k]] = counts.get(ttl[k], 0) + 1
-        rec.baseline_ttl = max(counts, key=counts.__getitem__)  # ties: the first seen, as Counter.most_common
+    rec.baseline_packets = n_base
+    if n_base:
+        # Ties: the first TTL seen, as Counter.most_common.
+        rec.baseline_ttl = max(ttl_counts, key=ttl_counts.__getitem__)
         rec.ttl_delta = rec.ttl - rec.baseline_ttl
         if rec.ip_id is not None:
-            rec.baseline_ip_id = cols["ip_id"][base[-1]]
+            rec.baseline_ip_id = cols["ip_id"][last_base]
             rec.ip_id_delta = _u16_delta(rec.ip_id, rec.baseline_ip_id)
-        df = cols["df"]
-        rec.baseline_df = sum(1 for k in base if df[k]) * 2 >= len(base)
+        rec.baseline_df = df_set * 2 >= n_base
         rec.df_changed = rec.df != rec.baseline_df
-        rec.baseline_window = cols["window"][base[-1]]
-        nonsyn = [k for k in base if not fl[k] & SYN]
+        rec.baseline_window = cols["window"][last_base]
         if nonsyn:
-            opts = cols["opts"]
-            common = -1
-            for k in nonsyn:
-                common &= opts[k]
             common &= ~(OPT_SACK | OPT_TRUNCATED | OPT_MALFORMED)
             rec.baseline_options = option_names(common)
             rec.missing_options = [name for name in rec.baseline_options if name not in rec.options]
@@ -456,11 +461,12 @@ def _context(rec: ResetRecord, me: tuple[int, int, int], cols: dict[str, list]) 
     same: list[int] = []  # later RSTs from the same sender
     for k in range(end, n):
         f = fl[k]
+        from_sender = src[k] == me
         if f & RST:
             more.append(frames[k])
-            if sender[k]:
+            if from_sender:
                 same.append(k)
-        if sender[k]:
+        if from_sender:
             if not f & RST:
                 sent_after.append(frames[k])
                 if plen[k] > 0:
@@ -473,7 +479,7 @@ def _context(rec: ResetRecord, me: tuple[int, int, int], cols: dict[str, list]) 
     rec.sender_ack_after = ack_after[:AFTER_LIST_MAX]
     rec.sender_after = sent_after[:AFTER_LIST_MAX]
     rec.receiver_after = recv_after[:AFTER_LIST_MAX]
-    if not sender[end] and rec.seq_check != "exact":
+    if src[end] != me and rec.seq_check != "exact":
         f = fl[end]
         pure_ack = plen[end] == 0 and not f & (SYN | FIN | RST) and bool(f & ACK)
         if pure_ack and cols["ts"][end] - rec.ts <= CHALLENGE_ACK_WINDOW:
