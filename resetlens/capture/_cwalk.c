@@ -469,9 +469,10 @@ typedef struct {
 #define ROW_RST 2  /* a row was written and it is a RST (*rst filled) */
 
 /* Link/IP/TCP decode of the frame buf[d : d + caplen] into row (the F_* fields below F_COUNT).
- * Non-first fragments met on the way are counted in *frags. */
+ * Non-first fragments met on the way are counted in *frags. record_dir: the record's own direction
+ * (pcapng epb_flags), written when the link layer gives none. */
 HOT int decode_frame(const src_t *s, int64_t lt, int64_t d, int64_t caplen, int64_t wirelen, unsigned char *row,
-                     const layout_t *L, int64_t *frags, rst_t *rst, int native) {
+                     const layout_t *L, int64_t *frags, rst_t *rst, unsigned record_dir, int native) {
     int64_t e = d + caplen;
     int64_t w = d + (wirelen > caplen ? wirelen : caplen);
     int64_t l3 = 0;
@@ -551,7 +552,7 @@ HOT int decode_frame(const src_t *s, int64_t lt, int64_t d, int64_t caplen, int6
     put(row, L, F_OPTS, opts, native);
     put(row, L, F_TSVAL, tsval, native);
     put(row, L, F_HEAD, head, native);
-    put(row, L, F_DIRECTION, dir, native);
+    put(row, L, F_DIRECTION, dir ? dir : record_dir, native);
     put(row, L, F_IFINDEX, ifindex, native);
     if (!(flags & 0x004)) return ROW_TCP;
     int64_t stop = t + hdr < e ? t + hdr : e;
@@ -650,8 +651,8 @@ static PyObject *decode(PyObject *self, PyObject *args) {
         rst_t rst;
         int64_t frags_before = frags;
         unsigned char *row = table + rows * itemsize;
-        int got = L.native ? decode_frame(&s, linktype[i], data[i], caplen[i], wirelen[i], row, &L, &frags, &rst, 1)
-                           : decode_frame(&s, linktype[i], data[i], caplen[i], wirelen[i], row, &L, &frags, &rst, 0);
+        int got = L.native ? decode_frame(&s, linktype[i], data[i], caplen[i], wirelen[i], row, &L, &frags, &rst, 0, 1)
+                           : decode_frame(&s, linktype[i], data[i], caplen[i], wirelen[i], row, &L, &frags, &rst, 0, 0);
         if (frags != frags_before && first_frag < 0) first_frag = i;
         if (got == ROW_NONE) continue;
         if (push(&recs, i) < 0) {
@@ -739,29 +740,74 @@ static PyTypeObject rows_type = {
     .tp_doc = "Packet-table rows written by pcap_block.",
 };
 
-/* One classic pcap buffer being walked and decoded (pcap_block's state, shared with its loop). */
+/* One buffer being walked and decoded: classic pcap records (pcap_block) or a run of pcapng enhanced
+ * packet blocks (pcapng_run). The loops run without the GIL. */
 typedef struct {
     src_t s;
     const layout_t *L;
-    Py_ssize_t limit, hdr, maxcap, itemsize;
+    Py_ssize_t limit, itemsize;
     int little;
+    int64_t base, first_frame; /* stream offset of buf[0]; number of the first record */
+    /* classic pcap */
+    Py_ssize_t hdr, maxcap;
     double scale;
-    int64_t linktype, base, first_frame;
+    int64_t linktype;
+    /* pcapng: every interface so far (by global id) and the section's share of them */
+    const int64_t *if_linktype;
+    const uint64_t *if_ticks;
+    const double *if_tsoffset;
+    const unsigned char *if_usable; /* link type decoded */
+    Py_ssize_t n_ifaces;
+    int64_t section_base, section_ifaces;
+    uint64_t default_ticks;
+    /* results */
     unsigned char *table; /* rows written so far, room for cap */
     Py_ssize_t cap, rows, off;
-    offsets_t rsts; /* (frame, start, stop) per RST row */
+    offsets_t rsts;    /* (frame, start, stop) per RST row */
+    offsets_t unknown; /* (link type, stream offset) per record of an undecodable link type */
     int64_t records, frags, first_frag;
-    double lo, hi; /* lowest and highest record time */
-    int absurd, nomem;
-} pcap_walk_t;
+    double lo, hi, last; /* lowest, highest and last record time */
+    int absurd, stop, nomem;
+} block_walk_t;
 
-/* The record loop of pcap_block, without the GIL; `native` is a constant (see put). */
-HOT void pcap_records(pcap_walk_t *w, int native) {
+/* Room for one more row; 0 when out of memory. */
+HOT int room(block_walk_t *w) {
+    if (w->rows < w->cap) return 1;
+    unsigned char *grown = PyMem_RawRealloc(w->table, (size_t)(2 * w->cap * w->itemsize));
+    if (!grown) return 0;
+    w->table = grown;
+    w->cap *= 2;
+    return 1;
+}
+
+/* The record's own columns, its RST segment and checksum, once decode_frame wrote a row. */
+HOT int finish_row(block_walk_t *w, unsigned char *row, int got, Py_ssize_t at, double ts, unsigned iface,
+                   const rst_t *rst, int native) {
+    uint64_t ts_bits;
+    memcpy(&ts_bits, &ts, 8);
+    put(row, w->L, F_FRAME, (uint64_t)(w->first_frame + w->records), native);
+    put(row, w->L, F_OFFSET, (uint64_t)(w->base + at), native);
+    put(row, w->L, F_TS, ts_bits, native);
+    put(row, w->L, F_IFACE, iface, native);
+    put(row, w->L, F_CSUM, got == ROW_RST ? tcp_checksum_status(&w->s, rst) : 0, native);
+    w->rows++;
+    if (got == ROW_RST && (push(&w->rsts, w->first_frame + w->records) < 0 || push(&w->rsts, rst->t) < 0 ||
+                           push(&w->rsts, rst->stop) < 0))
+        return 0;
+    return 1;
+}
+
+HOT void note_ts(block_walk_t *w, double ts) {
+    if (!w->records) w->lo = w->hi = ts;
+    w->lo = ts < w->lo ? ts : w->lo;
+    w->hi = ts > w->hi ? ts : w->hi;
+    w->last = ts;
+}
+
+/* The classic pcap record loop: complete records of buf[0:limit], as walk_pcap finds them. */
+HOT void pcap_records(block_walk_t *w, int native) {
     const unsigned char *buf = w->s.buf;
-    const layout_t *L = w->L;
-    const Py_ssize_t itemsize = w->itemsize;
-    Py_ssize_t off = 0, rows = 0;
-    int64_t records = 0;
+    Py_ssize_t off = 0;
     while (off + w->hdr <= w->limit) {
         const unsigned char *rec = buf + off;
         uint32_t caplen = rd32(rec + 8, w->little);
@@ -776,46 +822,190 @@ HOT void pcap_records(pcap_walk_t *w, int native) {
         __builtin_prefetch(buf + nxt + 64); /* while this frame is decoded */
 #endif
         double ts = (double)rd32(rec, w->little) + (double)rd32(rec + 4, w->little) * w->scale; /* as numpy */
-        if (!records) w->lo = w->hi = ts;
-        w->lo = ts < w->lo ? ts : w->lo;
-        w->hi = ts > w->hi ? ts : w->hi;
-        if (rows == w->cap) {
-            unsigned char *grown = PyMem_RawRealloc(w->table, (size_t)(2 * w->cap * itemsize));
-            if (!grown) {
-                w->nomem = 1;
-                break;
-            }
-            w->table = grown;
-            w->cap *= 2;
+        note_ts(w, ts);
+        if (!room(w)) {
+            w->nomem = 1;
+            break;
         }
-        unsigned char *row = w->table + rows * itemsize;
-        if (!L->full) memset(row, 0, (size_t)itemsize);
+        unsigned char *row = w->table + w->rows * w->itemsize;
+        if (!w->L->full) memset(row, 0, (size_t)w->itemsize);
         rst_t rst;
         int64_t frags_before = w->frags;
-        int got = decode_frame(&w->s, w->linktype, off + w->hdr, caplen, rd32(rec + 12, w->little), row, L,
-                               &w->frags, &rst, native);
+        int got = decode_frame(&w->s, w->linktype, off + w->hdr, caplen, rd32(rec + 12, w->little), row, w->L,
+                               &w->frags, &rst, 0, native);
         if (w->frags != frags_before && w->first_frag < 0) w->first_frag = w->base + off;
-        if (got != ROW_NONE) {
-            uint64_t ts_bits;
-            memcpy(&ts_bits, &ts, 8);
-            put(row, L, F_FRAME, (uint64_t)(w->first_frame + records), native);
-            put(row, L, F_OFFSET, (uint64_t)(w->base + off), native);
-            put(row, L, F_TS, ts_bits, native);
-            put(row, L, F_IFACE, 0, native);
-            put(row, L, F_CSUM, got == ROW_RST ? tcp_checksum_status(&w->s, &rst) : 0, native);
-            if (got == ROW_RST && (push(&w->rsts, w->first_frame + records) < 0 || push(&w->rsts, rst.t) < 0 ||
-                                   push(&w->rsts, rst.stop) < 0)) {
-                w->nomem = 1;
-                break;
-            }
-            rows++;
+        if (got != ROW_NONE && !finish_row(w, row, got, off, ts, 0, &rst, native)) {
+            w->nomem = 1;
+            break;
         }
-        records++;
+        w->records++;
         off = nxt;
     }
     w->off = off;
-    w->rows = rows;
-    w->records = records;
+}
+
+#define STOP_PACKET 3 /* a simple or obsolete packet block: the caller's general walk takes over */
+#define STOP_CHECK 4  /* an enhanced packet block whose trailing length or caplen is impossible */
+
+/* Direction bits of an EPB's epb_flags option (reader._epb_direction for one block). */
+HOT unsigned epb_direction(const src_t *s, int64_t off, int64_t length, int64_t caplen, int little) {
+    int64_t at = off + 28 + ((caplen + 3) & ~(int64_t)3);
+    int64_t stop = off + length - 4;
+    for (int i = 0; i < 8; i++) {
+        if (!(at + 4 <= stop) || at + 8 > s->len) return 0;
+        uint32_t head = rd32(s->buf + at, little);
+        uint32_t code = little ? head & 0xFFFF : head >> 16;
+        uint32_t olen = little ? head >> 16 : head & 0xFFFF;
+        if (code == 2 && olen == 4 && at + 8 <= stop) {
+            uint32_t bits = rd32(s->buf + at + 4, little) & 3;
+            return bits == 1 ? 1 : (bits == 2 ? 2 : 0);
+        }
+        if (code == 0) return 0;
+        at += 4 + ((olen + 3) & ~3u);
+    }
+    return 0;
+}
+
+/* The pcapng loop: consecutive enhanced packet blocks from w->off, checked as walk_pcapng and
+ * reader._check check them, with the interface attributes reader._records gives them. */
+HOT void pcapng_records(block_walk_t *w, int native) {
+    const unsigned char *buf = w->s.buf;
+    const int little = w->little;
+    Py_ssize_t at = w->off;
+    int stop = STOP_NEED;
+    while (at + 12 <= w->limit) {
+        const unsigned char *blk = buf + at;
+        uint32_t btype = rd32(blk, little), length = rd32(blk + 4, little);
+        if (btype != 6) {
+            stop = (btype == 2 || btype == 3) ? STOP_PACKET : STOP_OTHER;
+            break;
+        }
+        if (length < 32 || (length & 3) || length > MAX_BLOCK) {
+            stop = STOP_BAD;
+            break;
+        }
+        if (at + (Py_ssize_t)length > w->limit) {
+            stop = STOP_NEED;
+            break;
+        }
+        uint32_t caplen = rd32(blk + 20, little);
+        if (rd32(blk + length - 4, little) != length || caplen > length - 32) {
+            stop = STOP_CHECK;
+            break;
+        }
+#if defined(__GNUC__) || defined(__clang__)
+        __builtin_prefetch(blk + length);
+        __builtin_prefetch(blk + length + 64);
+#endif
+        uint32_t iface = rd32(blk + 8, little);
+        int local = (int64_t)iface < w->section_ifaces;
+        int64_t gid = local ? w->section_base + iface : 0;
+        int known = gid < w->n_ifaces;
+        int64_t linktype = local && known ? w->if_linktype[gid] : -1;
+        uint64_t ticks = known ? w->if_ticks[gid] : w->default_ticks;
+        double tsoffset = known ? w->if_tsoffset[gid] : 0.0;
+        uint64_t units = ((uint64_t)rd32(blk + 12, little) << 32) | rd32(blk + 16, little);
+        uint64_t sec = ticks ? units / ticks : 0;
+        uint64_t frac = units - sec * ticks;
+        double ts = ((double)sec + (double)frac / (double)ticks) + tsoffset; /* numpy's operations, in order */
+        note_ts(w, ts);
+        if (local && known && w->if_usable[gid]) {
+            if (!room(w)) {
+                w->nomem = 1;
+                break;
+            }
+            unsigned char *row = w->table + w->rows * w->itemsize;
+            if (!w->L->full) memset(row, 0, (size_t)w->itemsize);
+            rst_t rst;
+            int64_t frags_before = w->frags;
+            unsigned dir = epb_direction(&w->s, at, length, caplen, little);
+            int got = decode_frame(&w->s, linktype, at + 28, caplen, rd32(blk + 24, little), row, w->L, &w->frags,
+                                   &rst, dir, native);
+            if (w->frags != frags_before && w->first_frag < 0) w->first_frag = w->base + at;
+            unsigned column = gid < 0xFFFF ? (unsigned)gid : 0xFFFF; /* the iface column is 16-bit */
+            if (got != ROW_NONE && !finish_row(w, row, got, at, ts, column, &rst, native)) {
+                w->nomem = 1;
+                break;
+            }
+        } else if (push(&w->unknown, linktype) < 0 || push(&w->unknown, w->base + at) < 0) {
+            w->nomem = 1;
+            break;
+        }
+        w->records++;
+        at += length;
+    }
+    w->off = at;
+    w->stop = stop;
+}
+
+/* Takes a recycled row buffer (GIL held). */
+static void rows_take(block_walk_t *w, unsigned char **reuse, Py_ssize_t *reuse_size) {
+    *reuse = NULL;
+    *reuse_size = 0;
+    if (pool_n) {
+        pool_n--;
+        *reuse = pool[pool_n].data;
+        *reuse_size = pool[pool_n].size;
+    }
+    (void)w;
+}
+
+/* Room for the rows of `span` bytes of records (no GIL); 0 when out of memory. */
+static int rows_start(block_walk_t *w, unsigned char *reuse, Py_ssize_t reuse_size, Py_ssize_t span) {
+    w->cap = span / 256 + 64; /* rows; grown when small frames are denser */
+    if (reuse && reuse_size >= w->cap * w->itemsize) {
+        w->table = reuse;
+        w->cap = reuse_size / w->itemsize;
+        return 1;
+    }
+    w->table = PyMem_RawRealloc(reuse, (size_t)(w->cap * w->itemsize)); /* keeps the pages it had */
+    if (!w->table) PyMem_RawFree(reuse);
+    return w->table != NULL;
+}
+
+/* Gives back what the rows did not use (no GIL). */
+static void rows_trim(block_walk_t *w) {
+    if (w->nomem || w->rows >= w->cap) return;
+    if (!w->rows) {
+        PyMem_RawFree(w->table);
+        w->table = NULL;
+        return;
+    }
+    unsigned char *shrunk = PyMem_RawRealloc(w->table, (size_t)(w->rows * w->itemsize));
+    if (shrunk) w->table = shrunk;
+}
+
+/* The rows as a Rows object and the RST segments as {frame: bytes} (GIL held); 0 on error. */
+static int block_objects(block_walk_t *w, PyObject **rows, PyObject **segments) {
+    *rows = *segments = NULL;
+    if (w->nomem) {
+        PyErr_NoMemory();
+        return 0;
+    }
+    rows_object *out = PyObject_New(rows_object, &rows_type);
+    if (!out) return 0;
+    out->data = w->table;
+    out->len = w->rows * w->itemsize;
+    w->table = NULL;
+    *rows = (PyObject *)out;
+    *segments = PyDict_New();
+    if (!*segments) return 0;
+    for (Py_ssize_t k = 0; k + 2 < w->rsts.n; k += 3) {
+        int64_t *rst = w->rsts.data + k;
+        PyObject *key = PyLong_FromLongLong(rst[0]);
+        PyObject *value = PyBytes_FromStringAndSize((const char *)w->s.buf + rst[1], (Py_ssize_t)(rst[2] - rst[1]));
+        int rc = (key && value) ? PyDict_SetItem(*segments, key, value) : -1;
+        Py_XDECREF(key);
+        Py_XDECREF(value);
+        if (rc < 0) return 0;
+    }
+    return 1;
+}
+
+static void block_free(block_walk_t *w) {
+    PyMem_RawFree(w->table);
+    PyMem_RawFree(w->rsts.data);
+    PyMem_RawFree(w->unknown.data);
 }
 
 /* pcap_block(buf, limit, hdr, maxcap, little, scale, linktype, base, first_frame, itemsize, layout)
@@ -839,67 +1029,87 @@ static PyObject *pcap_block(PyObject *self, PyObject *args) {
         return NULL;
     }
     if (limit > view.len) limit = view.len;
-    const unsigned char *buf = view.buf;
-    pcap_walk_t w = {.s = {buf, view.len}, .L = &L, .limit = limit, .hdr = hdr, .maxcap = maxcap,
-                     .little = little, .scale = scale, .linktype = linktype, .base = base,
-                     .first_frame = first_frame, .itemsize = itemsize, .first_frag = -1};
-    unsigned char *reuse = NULL;
-    Py_ssize_t reuse_size = 0;
-    if (pool_n) {
-        pool_n--;
-        reuse = pool[pool_n].data;
-        reuse_size = pool[pool_n].size;
-    }
+    block_walk_t w = {.s = {view.buf, view.len}, .L = &L, .limit = limit, .itemsize = itemsize, .little = little,
+                      .base = base, .first_frame = first_frame, .hdr = hdr, .maxcap = maxcap, .scale = scale,
+                      .linktype = linktype, .first_frag = -1};
+    unsigned char *reuse;
+    Py_ssize_t reuse_size;
+    rows_take(&w, &reuse, &reuse_size);
     Py_BEGIN_ALLOW_THREADS  /* pure C over the buffer: the read-ahead thread overlaps the tracker */
-    w.cap = limit / 256 + 64; /* rows; grown when small frames are denser */
-    if (reuse && reuse_size >= w.cap * itemsize) {
-        w.table = reuse;
-        w.cap = reuse_size / itemsize;
-    } else {
-        w.table = PyMem_RawRealloc(reuse, (size_t)(w.cap * itemsize)); /* keeps the pages it had */
-        if (!w.table) PyMem_RawFree(reuse);
-    }
-    if (!w.table) w.nomem = 1;
+    if (!rows_start(&w, reuse, reuse_size, limit)) w.nomem = 1;
     else if (L.native) pcap_records(&w, 1);
     else pcap_records(&w, 0);
-    if (!w.nomem && w.rows < w.cap) { /* give back what the rows did not use */
-        unsigned char *shrunk = w.rows ? PyMem_RawRealloc(w.table, (size_t)(w.rows * itemsize)) : NULL;
-        if (shrunk || !w.rows) {
-            if (!w.rows) PyMem_RawFree(w.table);
-            w.table = shrunk;
-        }
-    }
+    rows_trim(&w);
     Py_END_ALLOW_THREADS
-    PyObject *result = NULL, *segments = NULL;
-    rows_object *out = NULL;
-    if (w.nomem) {
-        PyErr_NoMemory();
-        goto done;
-    }
-    out = PyObject_New(rows_object, &rows_type);
-    if (!out) goto done;
-    out->data = w.table;
-    out->len = w.rows * itemsize;
-    w.table = NULL;
-    segments = PyDict_New();
-    if (!segments) goto done;
-    for (Py_ssize_t k = 0; k + 2 < w.rsts.n; k += 3) {
-        int64_t *rst = w.rsts.data + k;
-        PyObject *key = PyLong_FromLongLong(rst[0]);
-        PyObject *value = PyBytes_FromStringAndSize((const char *)buf + rst[1], (Py_ssize_t)(rst[2] - rst[1]));
-        int rc = (key && value) ? PyDict_SetItem(segments, key, value) : -1;
-        Py_XDECREF(key);
-        Py_XDECREF(value);
-        if (rc < 0) goto done;
-    }
-    result = Py_BuildValue("(OnnOLLLddO)", out, w.rows, w.off, w.absurd ? Py_True : Py_False,
-                           (long long)w.records, (long long)w.frags, (long long)w.first_frag, w.lo, w.hi, segments);
-done:
-    Py_XDECREF(out);
+    PyObject *rows, *segments, *result = NULL;
+    if (block_objects(&w, &rows, &segments))
+        result = Py_BuildValue("(OnnOLLLddO)", rows, w.rows, w.off, w.absurd ? Py_True : Py_False,
+                               (long long)w.records, (long long)w.frags, (long long)w.first_frag, w.lo, w.hi,
+                               segments);
+    Py_XDECREF(rows);
     Py_XDECREF(segments);
-    PyMem_RawFree(w.table);
-    PyMem_RawFree(w.rsts.data);
+    block_free(&w);
     PyBuffer_Release(&view);
+    return result;
+}
+
+/* pcapng_run(buf, start, limit, little, if_linktype, if_ticks, if_tsoffset, if_usable, section_base,
+ *            section_ifaces, default_ticks, base, first_frame, itemsize, layout)
+ *   -> (rows, nrows, stop offset, STOP_*, records, frags, first frag byte, ts min, ts max, last ts,
+ *       {frame: RST segment}, unknown bytes: int64 (link type, stream offset) per undecodable record)
+ * The consecutive enhanced packet blocks from `start`; if_*: int64 / uint64 / float64 / uint8 arrays
+ * over all interfaces so far (link type, ticks per second, if_tsoffset, link type decoded). */
+static PyObject *pcapng_run(PyObject *self, PyObject *args) {
+    Py_buffer view, vlt, vticks, voff, vuse;
+    Py_ssize_t start, limit, itemsize;
+    int little;
+    long long section_base, section_ifaces, base, first_frame;
+    unsigned long long default_ticks;
+    PyObject *layout_obj;
+    if (!PyArg_ParseTuple(args, "y*nnpy*y*y*y*LLKLLnO", &view, &start, &limit, &little, &vlt, &vticks, &voff,
+                          &vuse, &section_base, &section_ifaces, &default_ticks, &base, &first_frame, &itemsize,
+                          &layout_obj))
+        return NULL;
+    PyObject *result = NULL;
+    layout_t L;
+    Py_ssize_t n_ifaces = vlt.len / 8;
+    if (!parse_layout(layout_obj, itemsize, F_ALL, &L)) goto release;
+    if (vticks.len / 8 != n_ifaces || voff.len / 8 != n_ifaces || vuse.len != n_ifaces || start < 0) {
+        PyErr_SetString(PyExc_ValueError, "pcapng_run: inconsistent arguments");
+        goto release;
+    }
+    if (limit > view.len) limit = view.len;
+    block_walk_t w = {.s = {view.buf, view.len}, .L = &L, .limit = limit, .itemsize = itemsize, .little = little,
+                      .base = base, .first_frame = first_frame, .if_linktype = vlt.buf, .if_ticks = vticks.buf,
+                      .if_tsoffset = voff.buf, .if_usable = vuse.buf, .n_ifaces = n_ifaces,
+                      .section_base = section_base, .section_ifaces = section_ifaces,
+                      .default_ticks = default_ticks, .off = start, .first_frag = -1};
+    unsigned char *reuse;
+    Py_ssize_t reuse_size;
+    rows_take(&w, &reuse, &reuse_size);
+    Py_BEGIN_ALLOW_THREADS  /* pure C over the buffer: the read-ahead thread overlaps the tracker */
+    if (!rows_start(&w, reuse, reuse_size, limit - start)) w.nomem = 1;
+    else if (L.native) pcapng_records(&w, 1);
+    else pcapng_records(&w, 0);
+    rows_trim(&w);
+    Py_END_ALLOW_THREADS
+    PyObject *rows, *segments;
+    if (block_objects(&w, &rows, &segments)) {
+        PyObject *unknown = as_bytes(&w.unknown);
+        if (unknown)
+            result = Py_BuildValue("(OnniLLLdddON)", rows, w.rows, w.off, w.stop, (long long)w.records,
+                                   (long long)w.frags, (long long)w.first_frag, w.lo, w.hi, w.last, segments,
+                                   unknown);
+    }
+    Py_XDECREF(rows);
+    Py_XDECREF(segments);
+    block_free(&w);
+release:
+    PyBuffer_Release(&view);
+    PyBuffer_Release(&vlt);
+    PyBuffer_Release(&vticks);
+    PyBuffer_Release(&voff);
+    PyBuffer_Release(&vuse);
     return result;
 }
 
@@ -908,6 +1118,7 @@ static PyMethodDef methods[] = {
     {"walk_pcapng", walk_pcapng, METH_VARARGS, "Packet block offsets of a pcapng block."},
     {"decode", decode, METH_VARARGS, "Link/IP/TCP decode of a block into packet-table rows."},
     {"pcap_block", pcap_block, METH_VARARGS, "Walk and decode a classic pcap block into packet-table rows."},
+    {"pcapng_run", pcapng_run, METH_VARARGS, "Walk and decode a run of pcapng enhanced packet blocks."},
     {NULL, NULL, 0, NULL},
 };
 

@@ -19,6 +19,7 @@ from numpy.lib.stride_tricks import as_strided
 
 from resetlens.capture import linktypes as lt
 from resetlens.capture import walk
+from resetlens.capture.formats import DEFAULT_TSRESOL as DEFAULT_TICKS
 from resetlens.capture.table import (
     CSUM_BAD,
     CSUM_OK,
@@ -186,7 +187,7 @@ PCAP_LAYOUT = _pcap_layout()
 
 @dataclass
 class PcapBlock:
-    """Complete records of one classic pcap buffer, walked and decoded by one C call."""
+    """Records walked and decoded by one C call: a classic pcap buffer, or a pcapng run of EPBs."""
 
     table: np.ndarray  # the TCP rows, every column filled
     segments: dict[int, bytes]  # frame -> TCP header + captured payload, RST rows only
@@ -197,13 +198,15 @@ class PcapBlock:
     first_fragment: int  # stream offset of the first skipped fragment's record, -1 for none
     first_ts: float  # lowest and highest record timestamp (meaningful when packets > 0)
     last_ts: float
+    final_ts: float = float("nan")  # the last record's timestamp
+    unknown: np.ndarray | None = None  # (link type, stream offset) rows of undecodable records
 
 
-PCAP_BLOCK = True  # use the fused walk + decode for classic pcap when it is available (tests compare)
+PCAP_BLOCK = True  # use the fused walk + decode (pcap_block, pcapng_run) when available (tests compare)
 
 
 def use_pcap_block(enabled: bool) -> bool:
-    """Switch the fused classic pcap path on or off (tests compare it with walk + decode_block)."""
+    """Switch the fused walk + decode paths on or off (tests compare them with walk + decode_block)."""
     global PCAP_BLOCK
     previous, PCAP_BLOCK = PCAP_BLOCK, bool(enabled)
     return previous
@@ -211,7 +214,7 @@ def use_pcap_block(enabled: bool) -> bool:
 
 def pcap_block_available() -> bool:
     """The fused classic pcap walk + decode can be used (C built, enabled, table layout writable)."""
-    return PCAP_BLOCK and walk.ACCELERATED and PCAP_LAYOUT is not None and hasattr(walk._cwalk, "pcap_block")
+    return PCAP_BLOCK and walk.ACCELERATED and PCAP_LAYOUT is not None and hasattr(walk._cwalk, "pcapng_run")
 
 
 def pcap_block(
@@ -244,6 +247,44 @@ def pcap_block(
     )
     table = np.frombuffer(rows, PACKET_DTYPE, n) if n else np.zeros(0, PACKET_DTYPE)
     return PcapBlock(table, segments, consumed, absurd, packets, frags, first_frag, lo, hi)
+
+
+STOP_PACKET = 3  # pcapng_run stopped at a simple or obsolete packet block (the general walk takes over)
+STOP_CHECK = 4  # pcapng_run stopped at an EPB whose trailing length or caplen is impossible
+
+
+def pcapng_run(
+    buf: bytearray,
+    start: int,
+    limit: int,
+    little: bool,
+    ifaces: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray],
+    section: tuple[int, int],
+    base: int,
+    first_frame: int,
+) -> tuple[PcapBlock, int]:
+    """The enhanced packet blocks from buf[start] up to the first other block -> (rows, walk.STOP_*).
+
+    ifaces: link type, ticks per second, if_tsoffset and "link type decoded" of every interface so far;
+    section: (global id of the section's interface 0, the section's interface count).
+    """
+    rows, n, at, stop, packets, frags, first_frag, lo, hi, last, segments, unknown = walk._cwalk.pcapng_run(
+        buf,
+        start,
+        limit,
+        little,
+        *ifaces,
+        *section,
+        DEFAULT_TICKS,
+        base,
+        first_frame,
+        PACKET_DTYPE.itemsize,
+        PCAP_LAYOUT,
+    )
+    table = np.frombuffer(rows, PACKET_DTYPE, n) if n else np.zeros(0, PACKET_DTYPE)
+    pairs = np.frombuffer(unknown, np.int64).reshape(-1, 2)
+    block = PcapBlock(table, segments, at, False, packets, frags, first_frag, lo, hi, last, pairs)
+    return block, stop
 
 
 def decode_block(

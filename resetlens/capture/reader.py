@@ -18,7 +18,16 @@ import numpy as np
 
 from resetlens.capture import formats as fmt
 from resetlens.capture import walk
-from resetlens.capture.decode import Decoded, PcapBlock, decode_block, pcap_block, pcap_block_available
+from resetlens.capture.decode import (
+    STOP_CHECK,
+    STOP_PACKET,
+    Decoded,
+    PcapBlock,
+    decode_block,
+    pcap_block,
+    pcap_block_available,
+    pcapng_run,
+)
 from resetlens.capture.linktypes import SUPPORTED, linktype_name
 from resetlens.capture.table import DIR_IN, DIR_OUT, PACKET_DTYPE
 from resetlens.errors import CaptureError
@@ -230,8 +239,8 @@ class CaptureReader:
             tables = []
             segments: dict[int, bytes] = {}
             for recs in parts:
-                if isinstance(recs, PcapBlock):  # classic pcap, walked and decoded in one C call
-                    self._note_block(recs)
+                if isinstance(recs, PcapBlock):  # walked and decoded in one C call
+                    self._note_block(recs, unknown)
                     tables.append(recs.table)
                     segments.update(recs.segments)
                     continue
@@ -388,11 +397,17 @@ class CaptureReader:
             return decode_block(buf, recs.data, recs.caplen, recs.wirelen, recs.linktype)
         return decode_block(buf, recs.data[idx], recs.caplen[idx], recs.wirelen[idx], recs.linktype[idx])
 
-    def _note_block(self, block: PcapBlock) -> None:
-        """What the C walk + decode of a classic pcap block found, as chunks() notes it for Records."""
+    def _note_block(self, block: PcapBlock, unknown: dict[int, list[int]]) -> None:
+        """What a C walk + decode found, as chunks() notes it for Records."""
         info = self.info
         info.packets += block.packets
-        if block.packets:  # never NaN: classic pcap times are whole numbers scaled
+        if block.unknown is not None and len(block.unknown):
+            codes, first = np.unique(block.unknown[:, 0], return_index=True)  # first: lowest index per code
+            counts = np.bincount(np.searchsorted(codes, block.unknown[:, 0]))
+            for code, at, count in zip(codes.tolist(), first.tolist(), counts.tolist(), strict=True):
+                entry = unknown.setdefault(code, [0, int(block.unknown[at, 1])])
+                entry[0] += count
+        if block.packets:  # never NaN: EPB and classic pcap times are whole numbers scaled
             lo, hi = block.first_ts, block.last_ts
             info.first_ts = lo if info.first_ts is None else min(info.first_ts, lo)
             info.last_ts = hi if info.last_ts is None else max(info.last_ts, hi)
@@ -458,7 +473,7 @@ class CaptureReader:
             if self.kind == "pcap":
                 parser: _Parser = _PcapParser(self, stream, fused)
             else:
-                parser = _PcapngParser(self, stream)
+                parser = _PcapngParser(self, stream, fused)
             yield from _block_loop(self, stream, parser)
         finally:
             self.info.bytes = stream.pos
@@ -660,9 +675,11 @@ def _table(dec: Decoded, recs: Records, idx: np.ndarray | None, base: int) -> np
 class _PcapngParser(_Parser):
     """Block walk over pcapng sections; packet blocks are gathered per byte-order run."""
 
-    def __init__(self, reader: CaptureReader, stream: _Stream) -> None:
+    def __init__(self, reader: CaptureReader, stream: _Stream | None, fused: bool = False) -> None:
         self.reader = reader
         self.stream = stream
+        self.fused = fused and pcap_block_available()  # EPB runs walked and decoded by one C call
+        self._iface_arrays: tuple[int, tuple] = (-1, ())
         self.section = -1
         self.little = True
         self.section_base = 0  # global id of the section's interface 0
@@ -679,11 +696,26 @@ class _PcapngParser(_Parser):
         runs: list[tuple[np.ndarray, bool, int, int]] = []
         run_words: list[np.ndarray] = []  # each run's block headers as uint32 words, in its byte order
         kinds: dict[int, int] = {}
+        fused: list[PcapBlock] = []  # EPB runs decoded in C, all before the runs above
         at = 0
         need = 0
+        use_fused = self.fused
         while True:
-            offs, others, at, stop = walk.walk_pcapng(buf, at, limit, self.little)
-            if len(offs):
+            if use_fused:
+                block, stop = self._fused_run(buf, at, limit)
+                if block.packets:
+                    fused.append(block)
+                at = block.consumed
+                if stop == STOP_PACKET:  # an SPB or PB: the general walk does the rest of this buffer
+                    use_fused = False
+                    continue
+                if stop == STOP_CHECK:
+                    self.reader.warn(self._check_message(buf, at))
+                    need = -1
+                    break
+            else:
+                offs, others, at, stop = walk.walk_pcapng(buf, at, limit, self.little)
+            if not use_fused and len(offs):
                 words = walk.header_words(npbuf, offs, 28, self.little)
                 bad = self._check(npbuf, offs, others, words)
                 if bad is not None:
@@ -718,8 +750,38 @@ class _PcapngParser(_Parser):
                     need = self._block_length(buf, at)
                 break
             at += result
-        groups = [self._records(npbuf, runs, kinds, run_words)] if runs else []
+        groups: list = fused + ([self._records(npbuf, runs, kinds, run_words)] if runs else [])
         return groups, at, need
+
+    def _fused_run(self, buf: bytearray, at: int, limit: int) -> tuple[PcapBlock, int]:
+        ifaces = self.reader.info.interfaces
+        if self._iface_arrays[0] != len(ifaces):  # IDBs only add interfaces
+            arrays = (
+                np.array([i.linktype for i in ifaces], np.int64),
+                np.array([i.ticks for i in ifaces], np.uint64),
+                np.array([i.tsoffset for i in ifaces], np.float64),
+                np.array([i.linktype in SUPPORTED for i in ifaces], np.uint8),
+            )
+            self._iface_arrays = (len(ifaces), arrays)
+        section = (self.section_base, self.section_ifaces)
+        block, stop = pcapng_run(
+            buf, at, limit, self.little, self._iface_arrays[1], section, self.base, self.first_frame
+        )
+        self.first_frame += block.packets
+        if block.packets:
+            self.last_ts = block.final_ts
+        return block, stop
+
+    def _check_message(self, buf: bytearray, at: int) -> str:
+        """_check's warning for the packet block at `at` (pcapng_run stopped there)."""
+        e = "<" if self.little else ">"
+        length = struct.unpack_from(e + "I", buf, at + 4)[0]
+        trailing = struct.unpack_from(e + "I", buf, at + length - 4)[0]
+        if trailing != length:
+            why = f"length {length} but trailing length {trailing}"
+        else:
+            why = f"caplen {struct.unpack_from(e + 'I', buf, at + 20)[0]} does not fit block length {length}"
+        return f"pcapng packet block at byte {self.base + at}: {why}; reading stopped there"
 
     def _check(self, npbuf: np.ndarray, off: np.ndarray, others: dict[int, int], words: np.ndarray):
         """First packet block whose trailing length or caplen is impossible: (index, warning)."""
