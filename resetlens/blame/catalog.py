@@ -7,8 +7,6 @@ reset; a missing fact renders as "?" rather than failing, so a report never cras
 
 from __future__ import annotations
 
-import functools
-import string
 from typing import Any, ClassVar
 
 
@@ -20,36 +18,15 @@ class _Facts(dict):
 
 
 def fill(template: str, facts: dict[str, Any]) -> str:
-    names = _fields(template)
-    if names is not None and names <= facts.keys():
-        return template.format_map(facts)  # every fact present: no '?' mapping to copy the facts into
     return template.format_map(_Facts(facts))
 
 
-@functools.lru_cache(maxsize=1024)
-def _fields(template: str) -> frozenset[str] | None:
-    """The fact names a template reads; None when it reads more than plain names (fill then always takes
-    the '?' mapping) or does not parse (format_map raises the error)."""
-    try:
-        parsed = list(string.Formatter().parse(template))
-    except ValueError:
-        return None
-    names = set()
-    for _literal, name, spec, conversion in parsed:
-        if name is None:
-            continue
-        if not name.isidentifier() or "{" in (spec or "") or conversion:
-            return None
-        names.add(name)
-    return frozenset(names)
-
-
 def _with_defaults(cls: type, facts: dict[str, Any]) -> dict[str, Any]:
-    """Facts plus the cause's own defaults (e.g. its standard advice) where the engine gave none (the
-    facts themselves when there is nothing to add: fill only reads them)."""
-    if "advice" in facts or not hasattr(cls, "advice"):
-        return facts
-    return {**facts, "advice": cls.advice}
+    """Facts plus the cause's own defaults (e.g. its standard advice) where the engine gave none."""
+    merged = dict(facts)
+    if "advice" not in merged and hasattr(cls, "advice"):
+        merged["advice"] = cls.advice
+    return merged
 
 
 # ---------------------------------------------------------------------------------------------
