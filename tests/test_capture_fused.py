@@ -267,6 +267,12 @@ def test_kept_tables_are_not_reused(tmp_path: Path) -> None:
 
 
 @needs_fused
+def test_packet_table_has_the_fast_layout() -> None:
+    """pcap_block stores at constant offsets only for this layout: a schema change must update _cwalk.c."""
+    assert decode.PCAP_LAYOUT == walk._cwalk.NATIVE_LAYOUT
+
+
+@needs_fused
 def test_any_field_layout(tmp_path: Path) -> None:
     """pcap_block writes through any (offset, size) layout; unexpected sizes and padding included."""
     data = _generated()["mixed.pcap"]

@@ -189,14 +189,17 @@ enum { F_IPVER, F_SRC_HI, F_SRC_LO, F_DST_HI, F_DST_LO, F_SPORT, F_DPORT, F_FLAG
        F_COUNT, /* the fields decode() writes; pcap_block() also writes the record's own ones: */
        F_FRAME = F_COUNT, F_OFFSET, F_TS, F_IFACE, F_CSUM, F_ALL };
 
-/* Field sizes of the packet table (table.py); a layout with exactly these gets constant-size stores. */
+/* The packet table's layout (table.py PACKET_DTYPE) per F_* field; a layout equal to it gets stores of
+ * constant size at constant offsets. Any other layout works too, through the sizes and offsets given. */
+static const Py_ssize_t FIELD_OFF[F_ALL] = {26, 27, 35, 43, 51, 59, 61, 63, 65, 69, 73, 75, 76, 80, 81, 85, 89,
+                                            90, 96, 95, 100, 0, 8, 16, 24, 94};
 static const Py_ssize_t FIELD_SIZE[F_ALL] = {1, 8, 8, 8, 8, 2, 2, 2, 4, 4, 2, 1, 4, 1, 4, 4, 1, 4, 4, 1, 4,
                                              8, 8, 8, 2, 1};
 
 typedef struct {
     Py_ssize_t off[F_ALL], size[F_ALL];
     int full;   /* the fields cover every byte of a row once: no zeroing needed */
-    int native; /* every size is FIELD_SIZE's */
+    int native; /* every offset and size is FIELD_OFF's and FIELD_SIZE's */
 } layout_t;
 
 /* `native` is a constant at every call (the loops pick one of two inlined copies), so the switch
@@ -204,7 +207,7 @@ typedef struct {
 HOT void put(unsigned char *row, const layout_t *L, int f, uint64_t v, int native) {
     /* little-endian host only (checked by the Python side): the low bytes of v are the value.
      * Constant-size copies compile to single stores; a variable-size memcpy would be a call. */
-    unsigned char *at = row + L->off[f];
+    unsigned char *at = row + (native ? FIELD_OFF[f] : L->off[f]);
     switch (native ? FIELD_SIZE[f] : L->size[f]) {
     case 1: { uint8_t x = (uint8_t)v; memcpy(at, &x, 1); break; }
     case 2: { uint16_t x = (uint16_t)v; memcpy(at, &x, 2); break; }
@@ -418,7 +421,7 @@ HOT int link_layer(const src_t *s, int64_t lt, int64_t d, int64_t e, int64_t *l3
     return et == 0x0800 ? 4 : (et == 0x86DD ? 6 : 0);
 }
 
-static void tcp_options(const src_t *s, int64_t t, int64_t hdr, int64_t e, unsigned *opts, uint32_t *tsval) {
+HOT void tcp_options(const src_t *s, int64_t t, int64_t hdr, int64_t e, unsigned *opts, uint32_t *tsval) {
     int64_t opt_end = t + hdr;
     int cut = opt_end > e;
     if (cut) *opts |= 0x80;
@@ -606,7 +609,7 @@ static int parse_layout(PyObject *obj, Py_ssize_t itemsize, int count, layout_t 
             return 0;
         }
         total += L->size[f];
-        native = native && L->size[f] == FIELD_SIZE[f];
+        native = native && L->size[f] == FIELD_SIZE[f] && L->off[f] == FIELD_OFF[f];
     }
     L->native = native;
     L->full = 0;
@@ -807,6 +810,8 @@ HOT void note_ts(block_walk_t *w, double ts) {
 /* The classic pcap record loop: complete records of buf[0:limit], as walk_pcap finds them. */
 HOT void pcap_records(block_walk_t *w, int native) {
     const unsigned char *buf = w->s.buf;
+    const src_t s = w->s; /* locals: the row stores (unsigned char) could alias anything behind w */
+    int64_t frags = w->frags;
     Py_ssize_t off = 0;
     while (off + w->hdr <= w->limit) {
         const unsigned char *rec = buf + off;
@@ -830,10 +835,10 @@ HOT void pcap_records(block_walk_t *w, int native) {
         unsigned char *row = w->table + w->rows * w->itemsize;
         if (!w->L->full) memset(row, 0, (size_t)w->itemsize);
         rst_t rst;
-        int64_t frags_before = w->frags;
-        int got = decode_frame(&w->s, w->linktype, off + w->hdr, caplen, rd32(rec + 12, w->little), row, w->L,
-                               &w->frags, &rst, 0, native);
-        if (w->frags != frags_before && w->first_frag < 0) w->first_frag = w->base + off;
+        int64_t frags_before = frags;
+        int got = decode_frame(&s, w->linktype, off + w->hdr, caplen, rd32(rec + 12, w->little), row, w->L, &frags,
+                               &rst, 0, native);
+        if (frags != frags_before && w->first_frag < 0) w->first_frag = w->base + off;
         if (got != ROW_NONE && !finish_row(w, row, got, off, ts, 0, &rst, native)) {
             w->nomem = 1;
             break;
@@ -842,6 +847,7 @@ HOT void pcap_records(block_walk_t *w, int native) {
         off = nxt;
     }
     w->off = off;
+    w->frags = frags;
 }
 
 #define STOP_PACKET 3 /* a simple or obsolete packet block: the caller's general walk takes over */
@@ -870,6 +876,8 @@ HOT unsigned epb_direction(const src_t *s, int64_t off, int64_t length, int64_t 
  * reader._check check them, with the interface attributes reader._records gives them. */
 HOT void pcapng_records(block_walk_t *w, int native) {
     const unsigned char *buf = w->s.buf;
+    const src_t s = w->s; /* locals: the row stores (unsigned char) could alias anything behind w */
+    int64_t frags = w->frags;
     const int little = w->little;
     Py_ssize_t at = w->off;
     int stop = STOP_NEED;
@@ -917,11 +925,11 @@ HOT void pcapng_records(block_walk_t *w, int native) {
             unsigned char *row = w->table + w->rows * w->itemsize;
             if (!w->L->full) memset(row, 0, (size_t)w->itemsize);
             rst_t rst;
-            int64_t frags_before = w->frags;
-            unsigned dir = epb_direction(&w->s, at, length, caplen, little);
-            int got = decode_frame(&w->s, linktype, at + 28, caplen, rd32(blk + 24, little), row, w->L, &w->frags,
-                                   &rst, dir, native);
-            if (w->frags != frags_before && w->first_frag < 0) w->first_frag = w->base + at;
+            int64_t frags_before = frags;
+            unsigned dir = epb_direction(&s, at, length, caplen, little);
+            int got = decode_frame(&s, linktype, at + 28, caplen, rd32(blk + 24, little), row, w->L, &frags, &rst,
+                                   dir, native);
+            if (frags != frags_before && w->first_frag < 0) w->first_frag = w->base + at;
             unsigned column = gid < 0xFFFF ? (unsigned)gid : 0xFFFF; /* the iface column is 16-bit */
             if (got != ROW_NONE && !finish_row(w, row, got, at, ts, column, &rst, native)) {
                 w->nomem = 1;
@@ -936,6 +944,7 @@ HOT void pcapng_records(block_walk_t *w, int native) {
     }
     w->off = at;
     w->stop = stop;
+    w->frags = frags;
 }
 
 /* Takes a recycled row buffer (GIL held). */
@@ -1128,5 +1137,14 @@ PyMODINIT_FUNC PyInit__cwalk(void) {
     if (PyType_Ready(&rows_type) < 0) return NULL;
     PyObject *m = PyModule_Create(&module);
     if (m && PyModule_AddObjectRef(m, "Rows", (PyObject *)&rows_type) < 0) Py_CLEAR(m);
+    PyObject *native = m ? PyTuple_New(2 * F_ALL) : NULL; /* the layout with the fast stores */
+    for (int f = 0; native && f < F_ALL; f++) {
+        PyTuple_SET_ITEM(native, 2 * f, PyLong_FromSsize_t(FIELD_OFF[f]));
+        PyTuple_SET_ITEM(native, 2 * f + 1, PyLong_FromSsize_t(FIELD_SIZE[f]));
+    }
+    if (m && (!native || PyErr_Occurred() || PyModule_AddObject(m, "NATIVE_LAYOUT", native) < 0)) {
+        Py_XDECREF(native);
+        Py_CLEAR(m);
+    }
     return m;
 }
