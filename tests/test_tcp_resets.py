@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import struct
 from pathlib import Path
@@ -67,6 +68,21 @@ def test_rst_ack_number_check_and_header_fields() -> None:
         (5, "sender"),
     ]
     json.dumps(rec.to_dict())
+
+
+def test_to_dict_is_a_copy_of_the_fields_in_order() -> None:
+    tr = established()
+    tr.add(1000.3, CLIENT, SERVER, R | A, 101, 5201)
+    tr.add(1000.4, SERVER, CLIENT, A | PSH, 5201, 101, 10)  # the receiver carries on: after-lists filled
+    (rec,) = resets(tr)
+    rec.note = "set beside the fields"  # type: ignore[attr-defined]
+    d = rec.to_dict()
+    assert list(d) == [f.name for f in dataclasses.fields(ResetRecord)]
+    assert d == dataclasses.asdict(rec) and rec.receiver_after == [7] and rec.last_packets
+    d["last_packets"][0]["frame"] = -1
+    d["options"].append("x")
+    d["receiver_after"].append(-1)
+    assert rec.last_packets[0]["frame"] != -1 and "x" not in rec.options and rec.receiver_after == [7]
 
 
 def test_rej_rst_answering_a_syn() -> None:
