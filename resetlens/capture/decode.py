@@ -5,7 +5,8 @@ module then gathers every header field for all frames of a block at once with nu
 Every gather is clipped to the buffer and every field is guarded by a "was it captured" mask, so
 hostile bytes can produce wrong rows but never an exception. When the C accelerator is built,
 `_cwalk.decode` applies the same rules frame by frame and writes the table rows directly; the tests
-require both to give identical tables.
+require both to give identical tables. `pcap_block` and `pcapng_run` go one step further: the record
+walk and the decode of a whole block in one C call, every column of the rows filled.
 """
 
 from __future__ import annotations
