@@ -191,6 +191,11 @@ def _pcapng_cases(mixed: list[bytes]) -> dict[str, bytes]:
         "ng-badlen.pcapng": good + bytes(bad_len) + epbs,
         "ng-cut.pcapng": good[:-7],
         "ng-only-unsupported.pcapng": shb() + idb(147) + epb(0, 1, b"\0" * 30),
+        # before any IDB: the general walk times the record with the interface defined after it
+        "ng-epb-before-idb.pcapng": shb()
+        + epb(0, ticks, ether(tcp4()))
+        + idb(1, tsresol=9)
+        + epb(0, ticks, b""),
         "ng.pcapng.gz": gzip.compress(good + be),
     }
 

@@ -850,7 +850,7 @@ HOT void pcap_records(block_walk_t *w, int native) {
     w->frags = frags;
 }
 
-#define STOP_PACKET 3 /* a simple or obsolete packet block: the caller's general walk takes over */
+#define STOP_PACKET 3 /* a simple or obsolete packet block, or any before an IDB: the general walk goes on */
 #define STOP_CHECK 4  /* an enhanced packet block whose trailing length or caplen is impossible */
 
 /* Direction bits of an EPB's epb_flags option (reader._epb_direction for one block). */
@@ -884,9 +884,9 @@ HOT void pcapng_records(block_walk_t *w, int native) {
     while (at + 12 <= w->limit) {
         const unsigned char *blk = buf + at;
         uint32_t btype = rd32(blk, little), length = rd32(blk + 4, little);
-        if (btype != 6) {
-            stop = (btype == 2 || btype == 3) ? STOP_PACKET : STOP_OTHER;
-            break;
+        if (btype != 6 || !w->n_ifaces) { /* no interface yet: the general walk times the record with the */
+            stop = (btype == 2 || btype == 3 || btype == 6) ? STOP_PACKET : STOP_OTHER; /* first one defined */
+            break;                                                                 /* later in the buffer */
         }
         if (length < 32 || (length & 3) || length > MAX_BLOCK) {
             stop = STOP_BAD;

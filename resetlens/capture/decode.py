@@ -250,7 +250,7 @@ def pcap_block(
     return PcapBlock(table, segments, consumed, absurd, packets, frags, first_frag, lo, hi)
 
 
-STOP_PACKET = 3  # pcapng_run stopped at a simple or obsolete packet block (the general walk takes over)
+STOP_PACKET = 3  # pcapng_run stopped at an SPB or PB, or at any packet block before an IDB: walk on in Python
 STOP_CHECK = 4  # pcapng_run stopped at an EPB whose trailing length or caplen is impossible
 
 

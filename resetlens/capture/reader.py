@@ -708,7 +708,7 @@ class _PcapngParser(_Parser):
                 if block.packets:
                     fused.append(block)
                 at = block.consumed
-                if stop == STOP_PACKET:  # an SPB or PB: the general walk does the rest of this buffer
+                if stop == STOP_PACKET:  # an SPB or PB (or no IDB yet): the general walk does the rest
                     use_fused = False
                     continue
                 if stop == STOP_CHECK:
