@@ -320,10 +320,17 @@ def _scan_evidence(
     out: dict[str, list[str]] = {key: [] for key in wanted}
     codes = {c for _, cs in wanted.values() for c in cs}
     hint = re.compile("|".join(re.escape(h) for words, _ in wanted.values() for h in words.hints))
+    hinted: dict[str, bool] = {}  # text -> has any hint (evidence texts repeat: ~40 % on a big capture)
     for r in analysis.resets:
         for e in r.evidence:
-            if e.missing or (e.code not in codes and not hint.search(e.text.lower())):
+            if e.missing:
                 continue
+            if e.code not in codes:
+                has = hinted.get(e.text)
+                if has is None:
+                    has = hinted[e.text] = hint.search(e.text.lower()) is not None
+                if not has:
+                    continue
             for key, (words, cs) in wanted.items():
                 if len(out[key]) < limit and (e.code in cs or words.search(e.text)):
                     out[key].append(f"{r.id}: {e.text}")
