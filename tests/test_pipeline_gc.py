@@ -34,3 +34,26 @@ def test_gc_setting_restored_when_the_input_is_bad(tmp_path: Path) -> None:
     with pytest.raises(ResetlensError):
         analyze(bundle_from_args([f"x={empty}"], [], []))
     assert gc.isenabled()
+
+
+def test_objects_made_during_the_pause_are_not_rescanned_as_young_but_still_collected() -> None:
+    """Re-enabling must not leave every object made in the pause in the young generation (the next
+    allocation would scan them all); cyclic garbage made in the pause is still freed by a full collection."""
+    import weakref
+
+    class Node:
+        pass
+
+    assert gc.isenabled()
+    with paused_gc():
+        keep = [{"n": [i]} for i in range(50_000)]
+        cycle = Node()
+        cycle.me = cycle  # type: ignore[attr-defined]
+        alive = weakref.ref(cycle)
+        del cycle
+    assert gc.isenabled()
+    assert gc.get_count()[0] < 1_000  # not ~100 k young objects waiting for the next allocation
+    assert gc.get_freeze_count() == 0  # nothing left frozen
+    gc.collect()
+    assert alive() is None  # the cycle made during the pause was collected
+    assert len(keep) == 50_000
