@@ -91,11 +91,21 @@ def analyze(
             b.reference = reference
         show = not quiet and json_out != "-"
         with pipeline.paused_gc():  # the outputs walk the same many small objects
-            analysis = pipeline.analyze(b)
             json_writer = None
-            if json_out and json_out != "-" and (show or html_out or md_out):  # other output meanwhile
-                from resetlens.report.jsonreport import BackgroundWrite
+            if json_out:
+                from resetlens.report.jsonreport import BackgroundWrite, EarlyWrite
 
+                if EarlyWrite.usable(json_out):  # the connections are written while the resets are judged
+                    json_writer = EarlyWrite(json_out)
+            try:
+                analysis = pipeline.analyze(b, on_built=json_writer.start if json_writer else None)
+            except BaseException:
+                if json_writer:
+                    json_writer.abort()
+                raise
+            if json_writer:
+                json_writer.finish(analysis)
+            elif json_out and json_out != "-" and (show or html_out or md_out):  # other output meanwhile
                 json_writer = BackgroundWrite(analysis, json_out)
             _write_outputs(analysis, None if json_writer else json_out, html_out, md_out, b)
             if show:

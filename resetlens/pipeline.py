@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import gc
 from collections import defaultdict
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -67,12 +67,14 @@ def paused_gc() -> Iterator[None]:
             gc.enable()
 
 
-def analyze(bundle: Bundle) -> Analysis:
+def analyze(bundle: Bundle, on_built: Callable[[Analysis], None] | None = None) -> Analysis:
+    """The analysis of a bundle. `on_built` is called with the Analysis as soon as its captures and
+    connections are final (before the log evidence and the verdicts): a writer can start on them."""
     with paused_gc():
-        return _analyze(bundle)
+        return _analyze(bundle, on_built)
 
 
-def _analyze(bundle: Bundle) -> Analysis:
+def _analyze(bundle: Bundle, on_built: Callable[[Analysis], None] | None = None) -> Analysis:
     reads = [read_vantage(spec, bundle) for spec in bundle.captures]
     if not any(r.summary.packets for r in reads):
         raise ResetlensError("no packets could be read from any capture", path=str(bundle.root or ""))
@@ -98,6 +100,8 @@ def _analyze(bundle: Bundle) -> Analysis:
         hosts=hosts.hosts,
         warnings=list(bundle.warnings),
     )
+    if on_built is not None:
+        on_built(analysis)
     flows, conn_at = gather_flows(analysis, reads)
     case = Case(analysis, {r.spec.vantage: r for r in reads}, hosts, flows, conn_at)
     case.facts["sent_ttls"] = ttls

@@ -2,48 +2,70 @@
  *
  * The JSON writer's pure-Python path formats one f-string per row; a 1 GB capture has ~150 k rows and
  * that costs ~0.3 s. This builds the same text in C (floats in Python's repr, strings escaped as JSON).
+ * The formatting runs without the GIL: the strings' UTF-8 is collected first (with the GIL), so a thread
+ * can write the rows while the main thread goes on with the analysis.
  *
- * rows(columns, vantages, history, orig, resp, uids) -> bytes (UTF-8)
- *   columns:  tuple of 14 C-contiguous buffers, one value per row, in this order and these types:
+ * rows(columns, vantages, history, texts, uids, fd=-1) -> bytes (UTF-8), or with fd >= 0 the number of
+ * bytes written to that file descriptor (in ~1 MiB writes, without the GIL)
+ *   columns:  tuple of 15 one-dimensional buffers (any stride, e.g. fields of a structured array), one
+ *             value per row, in this order and these types:
  *             idx i8, vantage u2, ts f8, duration f8, orig_p u2, resp_p u2, state u1,
  *             orig_bytes i8, resp_bytes i8, orig_pkts i8, resp_pkts i8, first_frame i8, last_frame i8,
- *             (a 14th slot is reserved: pass an empty bytes object)
- *   vantages: list of str, indexed by the vantage column
- *   history, orig, resp: list of str, one per row
- *   uids:     None (uid = "C{idx+1}@{vantage}") or a list of str, one per row
+ *             orig_id i8, resp_id i8 (indexes into texts)
+ *   vantages: tuple of str, indexed by the vantage column
+ *   history:  tuple of str, one per row
+ *   texts:    tuple of str (address texts), indexed by orig_id and resp_id
+ *   uids:     None (uid = "C{idx+1}@{vantage}") or a tuple of str, one per row
  * Rows are separated by ",\n  "; no leading indent or trailing separator. Non-finite floats are the
  * caller's business (it checks first): they would come out as Python's repr, which JSON does not allow.
+ * A str that UTF-8 cannot carry (a lone surrogate) raises UnicodeError before anything is written.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
-#include <stdint.h>
+#include <errno.h>
+#include <locale.h>
 #include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 /* Column order of the `columns` tuple. */
 enum { C_IDX, C_VANTAGE, C_TS, C_DURATION, C_ORIG_P, C_RESP_P, C_STATE, C_ORIG_BYTES, C_RESP_BYTES,
-       C_ORIG_PKTS, C_RESP_PKTS, C_FIRST_FRAME, C_LAST_FRAME, C_RESERVED, N_COLUMNS };
+       C_ORIG_PKTS, C_RESP_PKTS, C_FIRST_FRAME, C_LAST_FRAME, C_ORIG_ID, C_RESP_ID, N_COLUMNS };
 /* Bytes per value of each column. */
-static const Py_ssize_t WIDTH[N_COLUMNS] = {8, 2, 8, 8, 2, 2, 1, 8, 8, 8, 8, 8, 8, 0};
+static const Py_ssize_t WIDTH[N_COLUMNS] = {8, 2, 8, 8, 2, 2, 1, 8, 8, 8, 8, 8, 8, 8, 8};
 
 static const char *STATE_CODES[] = {"S0", "S1", "SF", "REJ", "S2", "S3", "RSTO", "RSTR", "RSTOS0", "RSTRH",
                                     "SH", "SHR", "OTH"};
 #define N_STATES 13
+#define FLUSH_AT (1 << 20) /* with an fd: write out whenever this much text is buffered */
+
+/* What went wrong without the GIL (turned into a Python exception once it is held again). */
+enum { OK = 0, ERR_MEMORY, ERR_IO, ERR_RANGE };
 
 typedef struct {
     char *buf;
     Py_ssize_t len, cap;
+    int err, err_no; /* the first failure; every later call is a no-op */
 } Out;
 
-static int out_reserve(Out *o, Py_ssize_t more) {
+typedef struct {
+    const char *s;
+    Py_ssize_t n;
+} Str;
+
+static int out_reserve(Out *o, Py_ssize_t more) { /* GIL-free: raw allocator, failure kept in o->err */
+    if (o->err) return -1;
     if (o->len + more <= o->cap) return 0;
     Py_ssize_t cap = o->cap ? o->cap : 1 << 16;
     while (cap < o->len + more) {
-        if (cap > PY_SSIZE_T_MAX / 2) { PyErr_NoMemory(); return -1; }
+        if (cap > PY_SSIZE_T_MAX / 2) { o->err = ERR_MEMORY; return -1; }
         cap *= 2;
     }
-    char *b = PyMem_Realloc(o->buf, (size_t)cap);
-    if (!b) { PyErr_NoMemory(); return -1; }
+    char *b = PyMem_RawRealloc(o->buf, (size_t)cap);
+    if (!b) { o->err = ERR_MEMORY; return -1; }
     o->buf = b;
     o->cap = cap;
     return 0;
@@ -57,6 +79,22 @@ static int out_raw(Out *o, const char *s, Py_ssize_t n) {
 }
 
 #define OUT_LIT(o, s) out_raw((o), (s), (Py_ssize_t)(sizeof(s) - 1))
+
+static int out_flush(Out *o, int fd) { /* everything buffered to fd (partial writes and EINTR retried) */
+    Py_ssize_t done = 0;
+    while (done < o->len) {
+        ssize_t w = write(fd, o->buf + done, (size_t)(o->len - done));
+        if (w < 0) {
+            if (errno == EINTR) continue;
+            o->err = ERR_IO;
+            o->err_no = errno;
+            return -1;
+        }
+        done += w;
+    }
+    o->len = 0;
+    return 0;
+}
 
 static int out_int(Out *o, long long v) {  /* decimal digits by hand: snprintf dominated the rows */
     char tmp[24];
@@ -109,26 +147,185 @@ static int fast_repr(Out *o, double v) {
     return 0;
 }
 
-static int out_float(Out *o, double v) {
+/* ---- repr(v) without the GIL: the shortest digits that read back as v, from snprintf and strtod ----
+ * (Python's own dtoa keeps unguarded shared state, so it needs the GIL.) Correct rounding by snprintf
+ * ("%.*e") and strtod is glibc's and C99 Annex F's promise; the locale must write '.' (checked first). */
+
+#define MAX_DIGITS 17 /* 17 significant digits always read back as the same double */
+
+/* v > 0 correctly rounded to p significant digits: the digits (no dot) into d, the decimal exponent of
+ * the first digit into *e10 (v ~ d[0].d[1..] x 10^e10). Returns p, or 0 if snprintf misbehaved. */
+static int digits_of(double v, int p, char *d, int *e10) {
+    char text[40];
+    int n = snprintf(text, sizeof text, "%.*e", p - 1, v);
+    if (n <= 0 || n >= (int)sizeof text) return 0;
+    int k = 0;
+    const char *s = text;
+    for (; *s && *s != 'e'; s++)
+        if (*s >= '0' && *s <= '9') d[k++] = *s;
+    if (*s != 'e' || k != p) return 0;
+    *e10 = atoi(s + 1);
+    return p;
+}
+
+/* Whether the p digits d with exponent e10 read back (strtod, correctly rounded) as v. */
+static int reads_back(const char *d, int p, int e10, double v) {
+    char text[48];
+    int k = 0;
+    text[k++] = d[0];
+    text[k++] = '.';
+    memcpy(text + k, d + 1, (size_t)(p - 1));
+    k += p - 1;
+    k += snprintf(text + k, sizeof text - (size_t)k, "e%d", e10);
+    return strtod(text, NULL) == v;
+}
+
+/* The p-digit string one unit in the last place above d (the digits of the next p-digit decimal); returns
+ * the exponent, which grows by one when 99..9 carries to 100..0. */
+static int digits_up(char *d, int p, int e10) {
+    int i = p - 1;
+    while (i >= 0 && d[i] == '9') d[i--] = '0';
+    if (i >= 0) {
+        d[i]++;
+        return e10;
+    }
+    d[0] = '1';
+    return e10 + 1;
+}
+
+/* The 17 digits `all` (exponent e_all, v correctly rounded) rounded to p < 17 digits, when they decide it:
+ * they are within half a unit of their last place of v, so only dropped digits of exactly 50..0 leave
+ * open which way v rounds (then 0: ask snprintf). Saves a snprintf per length tried. */
+static int rounded_from(const char *all, int e_all, int p, char *d, int *e10) {
+    int cmp = all[p] - '5';
+    for (int i = p + 1; cmp == 0 && i < MAX_DIGITS; i++)
+        if (all[i] != '0') cmp = 1;
+    if (cmp == 0) return 0;
+    memcpy(d, all, (size_t)p);
+    *e10 = cmp > 0 ? digits_up(d, p, e_all) : e_all;
+    return p;
+}
+
+/* Shortest digits of v > 0 (finite) that read back as v, and the closest such to v, as repr's dtoa picks.
+ * For a double that is not a power of two the round-trip interval is symmetric around v, so the correctly
+ * rounded p digits read back whenever any p digits do, and they do for every p above the shortest: search
+ * downwards from 17. A power of two has half the room below it that it has above: there the p-digit
+ * decimal just above the correctly rounded one may read back when that does not, so every p is tried
+ * from 1 up with both. Returns the number of digits (0 on a snprintf failure). */
+static int shortest_digits(double v, char *d, int *e10) {
+    int exp2;
+    double m = frexp(v, &exp2);
+    int power_of_two = m == 0.5 && v >= 2.2250738585072014e-308; /* subnormals: even spacing */
+    if (!power_of_two) {
+        char all[MAX_DIGITS + 1], cand[MAX_DIGITS + 1];
+        int e_all, ce;
+        if (!digits_of(v, MAX_DIGITS, all, &e_all)) return 0;
+        memcpy(d, all, MAX_DIGITS);
+        *e10 = e_all;
+        int best = MAX_DIGITS;
+        for (int p = MAX_DIGITS - 1; p >= 1; p--) {
+            if (!rounded_from(all, e_all, p, cand, &ce) && !digits_of(v, p, cand, &ce)) return best;
+            if (!reads_back(cand, p, ce, v)) break;
+            memcpy(d, cand, (size_t)p);
+            *e10 = ce;
+            best = p;
+        }
+        return best;
+    }
+    for (int p = 1; p <= MAX_DIGITS; p++) {
+        if (!digits_of(v, p, d, e10)) return 0;
+        if (reads_back(d, p, *e10, v)) return p;
+        char up[MAX_DIGITS + 1];
+        memcpy(up, d, (size_t)p);
+        int ue = digits_up(up, p, *e10);
+        if (reads_back(up, p, ue, v)) {
+            memcpy(d, up, (size_t)p);
+            *e10 = ue;
+            return p;
+        }
+    }
+    return digits_of(v, MAX_DIGITS, d, e10);
+}
+
+/* repr(v) laid out from its shortest digits: fixed notation for 1e-4 <= |v| < 1e16 (".0" on integral
+ * values), else d.ddde+XX with at least two exponent digits. */
+static int repr_nogil(Out *o, double v) {
+    if (out_reserve(o, 40) < 0) return -1;
+    char *w = o->buf + o->len, *start = w;
+    if (signbit(v)) {
+        *w++ = '-';
+        v = -v;
+    }
+    if (v == 0.0) {
+        memcpy(w, "0.0", 3);
+        o->len += (w + 3) - start;
+        return 0;
+    }
+    char d[MAX_DIGITS + 1];
+    int e10, p = shortest_digits(v, d, &e10);
+    if (!p) {
+        o->err = ERR_RANGE;
+        return -1;
+    }
+    if (e10 >= -4 && e10 < 16) {
+        if (e10 < 0) {
+            *w++ = '0';
+            *w++ = '.';
+            for (int z = -1; z > e10; z--) *w++ = '0';
+            memcpy(w, d, (size_t)p);
+            w += p;
+        } else if (e10 + 1 < p) {
+            memcpy(w, d, (size_t)(e10 + 1));
+            w += e10 + 1;
+            *w++ = '.';
+            memcpy(w, d + e10 + 1, (size_t)(p - e10 - 1));
+            w += p - e10 - 1;
+        } else {
+            memcpy(w, d, (size_t)p);
+            w += p;
+            for (int z = p; z <= e10; z++) *w++ = '0';
+            *w++ = '.';
+            *w++ = '0';
+        }
+    } else {
+        *w++ = d[0];
+        if (p > 1) {
+            *w++ = '.';
+            memcpy(w, d + 1, (size_t)(p - 1));
+            w += p - 1;
+        }
+        w += sprintf(w, "e%c%02d", e10 < 0 ? '-' : '+', e10 < 0 ? -e10 : e10);
+    }
+    o->len += w - start;
+    return 0;
+}
+
+/* Whether snprintf and strtod use '.' here (a C library locale set by the program could change that). */
+static int locale_writes_dot(void) {
+    const struct lconv *lc = localeconv();
+    return lc && lc->decimal_point && strcmp(lc->decimal_point, ".") == 0;
+}
+
+static int out_float(Out *o, double v, int gil_held) {
     int fast = fast_repr(o, v);
     if (fast != 0) return fast < 0 ? -1 : 0;
+    if (!gil_held) return repr_nogil(o, v);
     char *s = PyOS_double_to_string(v, 'r', 0, Py_DTSF_ADD_DOT_0, NULL);  /* exactly repr(float) */
-    if (!s) return -1;
+    if (!s) {
+        o->err = ERR_MEMORY;
+        return -1;
+    }
     int rc = out_raw(o, s, (Py_ssize_t)strlen(s));
     PyMem_Free(s);
     return rc;
 }
 
-/* A str as a JSON string: quotes, backslash and control characters escaped, the rest as UTF-8
- * (lone surrogates, which UTF-8 cannot carry, are refused by PyUnicode_AsUTF8AndSize: the caller falls
- * back to the general path). */
-static int out_json_str(Out *o, PyObject *str) {
-    Py_ssize_t n;
-    const char *s = PyUnicode_AsUTF8AndSize(str, &n);
-    if (!s) return -1;
-    if (out_reserve(o, 2 + 6 * n) < 0) return -1;
+/* UTF-8 text as a JSON string's contents (no quotes): quotes, backslash and control characters escaped. */
+static int out_json_inner(Out *o, Str str) {
+    const char *s = str.s;
+    Py_ssize_t n = str.n;
+    if (out_reserve(o, 6 * n) < 0) return -1;
     char *d = o->buf + o->len;
-    *d++ = '"';
     Py_ssize_t plain = 0;  /* addresses, histories and uids rarely need escaping: copy them whole */
     while (plain < n && (unsigned char)s[plain] >= 0x20 && s[plain] != '"' && s[plain] != '\\') plain++;
     memcpy(d, s, (size_t)plain);
@@ -150,101 +347,224 @@ static int out_json_str(Out *o, PyObject *str) {
         }
         else *d++ = (char)c;
     }
-    *d++ = '"';
     o->len = d - o->buf;
     return 0;
 }
 
-static int out_json_inner(Out *o, PyObject *str) {  /* a JSON string's contents, without the quotes */
-    Py_ssize_t before = o->len;
-    if (out_json_str(o, str) < 0) return -1;
-    memmove(o->buf + before, o->buf + before + 1, (size_t)(o->len - before - 2));
-    o->len -= 2;
+static int out_json_str(Out *o, Str s) {
+    if (OUT_LIT(o, "\"") < 0 || out_json_inner(o, s) < 0) return -1;
+    return OUT_LIT(o, "\"");
+}
+
+/* Everything the formatting needs, gathered with the GIL held; read-only afterwards. */
+typedef struct {
+    Py_ssize_t n;
+    const char *col[N_COLUMNS];
+    Py_ssize_t stride[N_COLUMNS];
+    Str *vantages, *texts, *history, *uids; /* uids NULL: made from idx and vantage */
+    Py_ssize_t n_vantages, n_texts;
+    int fd;        /* < 0: all text into the buffer */
+    int gil_held;  /* the locale does not write '.': floats through Python's own repr, GIL kept */
+    Py_ssize_t written;
+} Job;
+
+static inline int64_t i8_at(const Job *j, int c, Py_ssize_t i) {
+    int64_t v;
+    memcpy(&v, j->col[c] + i * j->stride[c], 8); /* fields of a packed structured array: unaligned */
+    return v;
+}
+static inline double f8_at(const Job *j, int c, Py_ssize_t i) {
+    double v;
+    memcpy(&v, j->col[c] + i * j->stride[c], 8);
+    return v;
+}
+static inline unsigned u2_at(const Job *j, int c, Py_ssize_t i) {
+    uint16_t v;
+    memcpy(&v, j->col[c] + i * j->stride[c], 2);
+    return v;
+}
+
+static int format_rows(Job *j, Out *o) { /* may run without the GIL: touches no Python object */
+    for (Py_ssize_t i = 0; i < j->n; i++) {
+        unsigned vi = u2_at(j, C_VANTAGE, i);
+        unsigned st = (unsigned char)j->col[C_STATE][i * j->stride[C_STATE]];
+        int64_t oid = i8_at(j, C_ORIG_ID, i), rid = i8_at(j, C_RESP_ID, i);
+        if (vi >= j->n_vantages || st >= N_STATES || oid < 0 || oid >= j->n_texts || rid < 0 ||
+            rid >= j->n_texts) {
+            o->err = ERR_RANGE;
+            return -1;
+        }
+        Str vname = j->vantages[vi];
+        if (i) OUT_LIT(o, ",\n  ");
+        OUT_LIT(o, "{\"vantage\":");
+        out_json_str(o, vname);
+        OUT_LIT(o, ",\"ts\":");
+        out_float(o, f8_at(j, C_TS, i), j->gil_held);
+        OUT_LIT(o, ",\"orig_h\":");
+        out_json_str(o, j->texts[oid]);
+        OUT_LIT(o, ",\"orig_p\":");
+        out_int(o, u2_at(j, C_ORIG_P, i));
+        OUT_LIT(o, ",\"resp_h\":");
+        out_json_str(o, j->texts[rid]);
+        OUT_LIT(o, ",\"resp_p\":");
+        out_int(o, u2_at(j, C_RESP_P, i));
+        OUT_LIT(o, ",\"conn_state\":\"");
+        out_raw(o, STATE_CODES[st], (Py_ssize_t)strlen(STATE_CODES[st]));
+        OUT_LIT(o, "\",\"history\":");
+        out_json_str(o, j->history[i]);
+        OUT_LIT(o, ",\"duration\":");
+        out_float(o, f8_at(j, C_DURATION, i), j->gil_held);
+        OUT_LIT(o, ",\"orig_bytes\":");
+        out_int(o, i8_at(j, C_ORIG_BYTES, i));
+        OUT_LIT(o, ",\"resp_bytes\":");
+        out_int(o, i8_at(j, C_RESP_BYTES, i));
+        OUT_LIT(o, ",\"uid\":");
+        if (j->uids == NULL) {
+            OUT_LIT(o, "\"C");
+            out_int(o, i8_at(j, C_IDX, i) + 1);
+            OUT_LIT(o, "@");
+            out_json_inner(o, vname);
+            OUT_LIT(o, "\"");
+        } else {
+            out_json_str(o, j->uids[i]);
+        }
+        OUT_LIT(o, ",\"orig_pkts\":");
+        out_int(o, i8_at(j, C_ORIG_PKTS, i));
+        OUT_LIT(o, ",\"resp_pkts\":");
+        out_int(o, i8_at(j, C_RESP_PKTS, i));
+        OUT_LIT(o, ",\"first_frame\":");
+        out_int(o, i8_at(j, C_FIRST_FRAME, i));
+        OUT_LIT(o, ",\"last_frame\":");
+        out_int(o, i8_at(j, C_LAST_FRAME, i));
+        OUT_LIT(o, "}");
+        if (o->err) return -1;
+        if (j->fd >= 0 && o->len >= FLUSH_AT) {
+            j->written += o->len;
+            if (out_flush(o, j->fd) < 0) return -1;
+        }
+    }
+    if (j->fd >= 0) {
+        j->written += o->len;
+        return out_flush(o, j->fd);
+    }
+    return 0;
+}
+
+/* UTF-8 of each str of a tuple (its own buffers: valid while the tuple lives; a tuple cannot change). */
+static int utf8_of(PyObject *tuple, Str *into) {
+    for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(tuple); i++) {
+        PyObject *s = PyTuple_GET_ITEM(tuple, i);
+        if (!PyUnicode_Check(s)) {
+            PyErr_SetString(PyExc_TypeError, "rows: expected str items");
+            return -1;
+        }
+        into[i].s = PyUnicode_AsUTF8AndSize(s, &into[i].n);
+        if (!into[i].s) return -1;
+    }
     return 0;
 }
 
 static PyObject *rows(PyObject *self, PyObject *args) {
-    PyObject *columns, *vantages, *history, *orig, *resp, *uids;
-    if (!PyArg_ParseTuple(args, "O!O!O!O!O!O", &PyTuple_Type, &columns, &PyList_Type, &vantages, &PyList_Type,
-                          &history, &PyList_Type, &orig, &PyList_Type, &resp, &uids))
+    PyObject *columns, *vantages, *history, *texts, *uids;
+    int fd = -1;
+    if (!PyArg_ParseTuple(args, "O!O!O!O!O|i", &PyTuple_Type, &columns, &PyTuple_Type, &vantages, &PyTuple_Type,
+                          &history, &PyTuple_Type, &texts, &uids, &fd))
         return NULL;
     if (PyTuple_GET_SIZE(columns) != N_COLUMNS) {
-        PyErr_SetString(PyExc_ValueError, "rows: expected 14 columns");
+        PyErr_SetString(PyExc_ValueError, "rows: expected 15 columns");
         return NULL;
     }
-    if (uids != Py_None && !PyList_Check(uids)) {
-        PyErr_SetString(PyExc_TypeError, "rows: uids must be None or a list");
+    if (uids != Py_None && !PyTuple_Check(uids)) {
+        PyErr_SetString(PyExc_TypeError, "rows: uids must be None or a tuple");
         return NULL;
     }
     Py_buffer views[N_COLUMNS];
     int got = 0;
     PyObject *result = NULL;
-    Out o = {NULL, 0, 0};
-    Py_ssize_t n = PyList_GET_SIZE(history);
+    Out o = {NULL, 0, 0, OK, 0};
+    Job j;
+    memset(&j, 0, sizeof j);
+    Str *strs = NULL;
+    Py_ssize_t n = PyTuple_GET_SIZE(history);
     for (; got < N_COLUMNS; got++) {
-        if (PyObject_GetBuffer(PyTuple_GET_ITEM(columns, got), &views[got], PyBUF_C_CONTIGUOUS) < 0) goto done;
-        if (WIDTH[got] && views[got].len != n * WIDTH[got]) {
-            PyErr_Format(PyExc_ValueError, "rows: column %d has %zd bytes, expected %zd", got, views[got].len,
-                         n * WIDTH[got]);
+        if (PyObject_GetBuffer(PyTuple_GET_ITEM(columns, got), &views[got], PyBUF_STRIDED_RO) < 0) goto done;
+        Py_buffer *v = &views[got];
+        if (v->itemsize != WIDTH[got] || v->ndim > 1 || (v->ndim == 1 ? v->shape[0] : 1) != n) {
+            PyErr_Format(PyExc_ValueError, "rows: column %d is not %zd values of %zd bytes", got, n, WIDTH[got]);
             got++;
             goto done;
         }
+        j.col[got] = v->buf;
+        j.stride[got] = v->ndim == 1 ? v->strides[0] : v->itemsize;
     }
-    if (PyList_GET_SIZE(orig) != n || PyList_GET_SIZE(resp) != n || (uids != Py_None && PyList_GET_SIZE(uids) != n)) {
-        PyErr_SetString(PyExc_ValueError, "rows: lists of different lengths");
+    if (uids != Py_None && PyTuple_GET_SIZE(uids) != n) {
+        PyErr_SetString(PyExc_ValueError, "rows: uids and history of different lengths");
         goto done;
     }
-    if (out_reserve(&o, n * 448) < 0) goto done;  /* a typical row is ~310 bytes: one allocation, no regrowth */
-    const int64_t *idx = views[C_IDX].buf;
-    const uint16_t *vant = views[C_VANTAGE].buf;
-    const double *ts = views[C_TS].buf, *dur = views[C_DURATION].buf;
-    const uint16_t *op = views[C_ORIG_P].buf, *rp = views[C_RESP_P].buf;
-    const uint8_t *state = views[C_STATE].buf;
-    const int64_t *ob = views[C_ORIG_BYTES].buf, *rb = views[C_RESP_BYTES].buf;
-    const int64_t *opk = views[C_ORIG_PKTS].buf, *rpk = views[C_RESP_PKTS].buf;
-    const int64_t *ff = views[C_FIRST_FRAME].buf, *lf = views[C_LAST_FRAME].buf;
-    Py_ssize_t nv = PyList_GET_SIZE(vantages);
-    for (Py_ssize_t i = 0; i < n; i++) {
-        if (vant[i] >= nv || state[i] >= N_STATES) {
-            PyErr_SetString(PyExc_ValueError, "rows: vantage or state index out of range");
-            goto done;
-        }
-        PyObject *vname = PyList_GET_ITEM(vantages, vant[i]);
-        if (i && OUT_LIT(&o, ",\n  ") < 0) goto done;
-        if (OUT_LIT(&o, "{\"vantage\":") < 0 || out_json_str(&o, vname) < 0) goto done;
-        if (OUT_LIT(&o, ",\"ts\":") < 0 || out_float(&o, ts[i]) < 0) goto done;
-        if (OUT_LIT(&o, ",\"orig_h\":") < 0 || out_json_str(&o, PyList_GET_ITEM(orig, i)) < 0) goto done;
-        if (OUT_LIT(&o, ",\"orig_p\":") < 0 || out_int(&o, op[i]) < 0) goto done;
-        if (OUT_LIT(&o, ",\"resp_h\":") < 0 || out_json_str(&o, PyList_GET_ITEM(resp, i)) < 0) goto done;
-        if (OUT_LIT(&o, ",\"resp_p\":") < 0 || out_int(&o, rp[i]) < 0) goto done;
-        if (OUT_LIT(&o, ",\"conn_state\":\"") < 0) goto done;
-        if (out_raw(&o, STATE_CODES[state[i]], (Py_ssize_t)strlen(STATE_CODES[state[i]])) < 0) goto done;
-        if (OUT_LIT(&o, "\",\"history\":") < 0 || out_json_str(&o, PyList_GET_ITEM(history, i)) < 0) goto done;
-        if (OUT_LIT(&o, ",\"duration\":") < 0 || out_float(&o, dur[i]) < 0) goto done;
-        if (OUT_LIT(&o, ",\"orig_bytes\":") < 0 || out_int(&o, ob[i]) < 0) goto done;
-        if (OUT_LIT(&o, ",\"resp_bytes\":") < 0 || out_int(&o, rb[i]) < 0) goto done;
-        if (OUT_LIT(&o, ",\"uid\":") < 0) goto done;
-        if (uids == Py_None) {
-            if (OUT_LIT(&o, "\"C") < 0 || out_int(&o, idx[i] + 1) < 0 || OUT_LIT(&o, "@") < 0) goto done;
-            if (out_json_inner(&o, vname) < 0 || OUT_LIT(&o, "\"") < 0) goto done;
-        } else if (out_json_str(&o, PyList_GET_ITEM(uids, i)) < 0) {
-            goto done;
-        }
-        if (OUT_LIT(&o, ",\"orig_pkts\":") < 0 || out_int(&o, opk[i]) < 0) goto done;
-        if (OUT_LIT(&o, ",\"resp_pkts\":") < 0 || out_int(&o, rpk[i]) < 0) goto done;
-        if (OUT_LIT(&o, ",\"first_frame\":") < 0 || out_int(&o, ff[i]) < 0) goto done;
-        if (OUT_LIT(&o, ",\"last_frame\":") < 0 || out_int(&o, lf[i]) < 0) goto done;
-        if (OUT_LIT(&o, "}") < 0) goto done;
+    j.n = n;
+    j.n_vantages = PyTuple_GET_SIZE(vantages);
+    j.n_texts = PyTuple_GET_SIZE(texts);
+    Py_ssize_t n_strs = j.n_vantages + j.n_texts + n + (uids != Py_None ? n : 0);
+    strs = PyMem_Calloc((size_t)n_strs + 1, sizeof(Str));
+    if (!strs) {
+        PyErr_NoMemory();
+        goto done;
     }
-    result = PyBytes_FromStringAndSize(o.buf ? o.buf : "", o.len);  /* UTF-8, as written to the file */
+    j.vantages = strs;
+    j.texts = j.vantages + j.n_vantages;
+    j.history = j.texts + j.n_texts;
+    j.uids = uids != Py_None ? j.history + n : NULL;
+    if (utf8_of(vantages, j.vantages) < 0 || utf8_of(texts, j.texts) < 0 || utf8_of(history, j.history) < 0 ||
+        (uids != Py_None && utf8_of(uids, j.uids) < 0))
+        goto done;
+    j.fd = fd;
+    j.gil_held = !locale_writes_dot();
+    if (fd < 0 && out_reserve(&o, n * 448) < 0) { /* a typical row is ~310 bytes: one allocation */
+        PyErr_NoMemory();
+        goto done;
+    }
+    if (j.gil_held) {
+        format_rows(&j, &o);
+    } else {
+        Py_BEGIN_ALLOW_THREADS
+        format_rows(&j, &o);
+        Py_END_ALLOW_THREADS
+    }
+    if (o.err == ERR_MEMORY) PyErr_NoMemory();
+    else if (o.err == ERR_IO) {
+        errno = o.err_no;
+        PyErr_SetFromErrno(PyExc_OSError);
+    } else if (o.err == ERR_RANGE) PyErr_SetString(PyExc_ValueError, "rows: vantage, state or address index out of range");
+    else if (fd >= 0) result = PyLong_FromSsize_t(j.written);
+    else result = PyBytes_FromStringAndSize(o.buf ? o.buf : "", o.len);  /* UTF-8, as written to the file */
 done:
     for (int k = 0; k < got; k++) PyBuffer_Release(&views[k]);
-    PyMem_Free(o.buf);
+    PyMem_Free(strs);
+    PyMem_RawFree(o.buf);
     return result;
+}
+
+/* repr(v) by the GIL-free path, for tests: the same text as repr() for every finite double. */
+static PyObject *float_repr(PyObject *self, PyObject *arg) {
+    double v = PyFloat_AsDouble(arg);
+    if (v == -1.0 && PyErr_Occurred()) return NULL;
+    if (!isfinite(v)) {
+        PyErr_SetString(PyExc_ValueError, "float_repr: finite values only");
+        return NULL;
+    }
+    Out o = {NULL, 0, 0, OK, 0};
+    repr_nogil(&o, v);
+    PyObject *r = NULL;
+    if (o.err == ERR_MEMORY) PyErr_NoMemory();
+    else if (o.err) PyErr_SetString(PyExc_ValueError, "float_repr: snprintf failed");
+    else r = PyUnicode_FromStringAndSize(o.buf, o.len);
+    PyMem_RawFree(o.buf);
+    return r;
 }
 
 static PyMethodDef METHODS[] = {
     {"rows", rows, METH_VARARGS, "JSON text of connection rows from their columns (see the module comment)."},
+    {"float_repr", float_repr, METH_O, "repr(float) by the GIL-free shortest-digits search (for tests)."},
     {NULL, NULL, 0, NULL},
 };
 

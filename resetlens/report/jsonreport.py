@@ -77,26 +77,49 @@ def _table_pieces(table: Any) -> Iterator[bytes] | None:
     return _table_pieces_c(table) if _jsonrows is not None else _table_pieces_py(table)
 
 
-# Columns handed to the C formatter, in its order (resetlens/report/_jsonrows.c).
+# Columns handed to the C formatter, in its order (resetlens/report/_jsonrows.c), then the address ids.
 _C_COLUMNS = ("idx", "vantage", "ts", "duration", "orig_p", "resp_p", "state", "orig_bytes", "resp_bytes",
               "orig_pkts", "resp_pkts", "first_frame", "last_frame")  # fmt: skip
 
 
-def _table_pieces_c(table: Any) -> Iterator[bytes]:
-    import numpy as np
+def _c_args(table: Any, start: int, stop: int, texts: tuple[str, ...]) -> tuple[Any, ...]:
+    """Arguments of _jsonrows.rows for rows start..stop: column views (no copies), strings as tuples (which
+    nobody can change while the C side reads them without the GIL)."""
+    part = table.rows[start:stop]
+    orig_ids, resp_ids, _ = table.address_ids()
+    cols = (*(part[name] for name in _C_COLUMNS), orig_ids[start:stop], resp_ids[start:stop])
+    uids = tuple(table.uid_text[start:stop]) if table.uid_text is not None else None
+    return cols, tuple(table.vantages), tuple(table.history[start:stop]), texts, uids
 
-    orig, resp = table.text("orig"), table.text("resp")
+
+def _table_pieces_c(table: Any) -> Iterator[bytes]:
+    texts = tuple(table.address_ids()[2])
     for start in range(0, len(table), ROWS_PER_PIECE):
-        stop = start + ROWS_PER_PIECE
-        part = table.rows[start:stop]
-        cols = (*(np.ascontiguousarray(part[name]) for name in _C_COLUMNS), b"")
-        uids = table.uid_text[start:stop] if table.uid_text is not None else None
+        stop = min(start + ROWS_PER_PIECE, len(table))
         try:
-            yield _jsonrows.rows(
-                cols, table.vantages, table.history[start:stop], orig[start:stop], resp[start:stop], uids
-            )
+            yield _jsonrows.rows(*_c_args(table, start, stop, texts))
         except UnicodeError:  # a lone surrogate (non-UTF-8 name): the Python path decides
             yield from (_utf8(p) for p in _table_pieces_py(table, start, stop))
+
+
+def _write_table_c(table: Any, out: Any) -> bool:
+    """All rows of a columnar table into the binary file `out` (as the pieces of _table_pieces joined by
+    ",\n  ", without the lead), formatted and written by C without the GIL. False, having written nothing,
+    when the general path must do it (no C formatter, a non-finite float, a lone surrogate)."""
+    import numpy as np
+
+    if _jsonrows is None or not hasattr(table, "address_ids") or not len(table):
+        return False
+    if not (np.isfinite(table.rows["ts"]).all() and np.isfinite(table.rows["duration"]).all()):
+        return False
+    args = _c_args(table, 0, len(table), tuple(table.address_ids()[2]))
+    out.flush()  # what is buffered goes first: C writes to the descriptor itself
+    try:
+        _jsonrows.rows(*args, out.fileno())
+    except UnicodeError:
+        return False
+    out.seek(0, os.SEEK_END)  # the file object learns where C left the descriptor
+    return True
 
 
 def _table_pieces_py(table: Any, start: int = 0, stop: int | None = None) -> Iterator[str]:
@@ -168,40 +191,48 @@ def iter_json_bytes(analysis: Analysis) -> Iterator[bytes]:
     """The analysis as contract JSON, UTF-8, in pieces (stable key order; connections one row per line), so
     a capture with a million connections is never held as one dict or one string. The text is the same as
     one indented dump of the whole analysis. Bytes all the way: no decode and re-encode of 100 MB."""
-    names = tuple(f.name for f in dataclasses.fields(Analysis))
-    conn_names = tuple(f.name for f in dataclasses.fields(Connection))
+    names = _FIELD_NAMES
     yield b"{\n"
     for i, name in enumerate(names):
-        sep = b",\n" if i < len(names) - 1 else b"\n"
-        key = json.dumps(name).encode("utf-8")
-        if name == STREAMED:
-            rows = getattr(analysis, name)
-            if not rows:
-                yield b" " + key + b": []" + sep
-                continue
-            yield b" " + key + b": [\n"
-            pieces = _table_pieces(rows) if hasattr(rows, "columns") else None
-            if pieces is None:
-                pieces = (_utf8(p) for p in _object_pieces(rows, conn_names))
-            # one piece per ROWS_PER_PIECE rows: one write per row would cost more than the rows themselves
-            lead = b"  "
-            for piece in pieces:
-                yield lead + piece
-                lead = b",\n  "
-            yield b"\n"
-            yield b" ]" + sep
-            continue
-        value = getattr(analysis, name)
-        if isinstance(value, list) and value:  # ITEMS_PER_PIECE at a time: never the whole list as one string
-            yield b" " + key + b": [\n"
-            for start in range(0, len(value), ITEMS_PER_PIECE):
-                inner = _value_bytes(value[start : start + ITEMS_PER_PIECE])[2:-2]  # without "[\n" and "\n]"
-                more = start + ITEMS_PER_PIECE < len(value)
-                yield b" " + inner.replace(b"\n", b"\n ") + (b",\n" if more else b"\n")
-            yield b" ]" + sep
-            continue
-        yield b" " + key + b": " + _value_bytes(value).replace(b"\n", b"\n ") + sep
+        yield from _field_pieces(analysis, name, i == len(names) - 1)
     yield b"}\n"
+
+
+_FIELD_NAMES = tuple(f.name for f in dataclasses.fields(Analysis))
+_CONN_NAMES = tuple(f.name for f in dataclasses.fields(Connection))
+
+
+def _field_pieces(analysis: Analysis, name: str, last: bool) -> Iterator[bytes]:
+    """One top-level field of the analysis as JSON, with its key, indent and separator (see iter_json_bytes)."""
+    sep = b"\n" if last else b",\n"
+    key = json.dumps(name).encode("utf-8")
+    if name == STREAMED:
+        rows = getattr(analysis, name)
+        if not rows:
+            yield b" " + key + b": []" + sep
+            return
+        yield b" " + key + b": [\n"
+        pieces = _table_pieces(rows) if hasattr(rows, "columns") else None
+        if pieces is None:
+            pieces = (_utf8(p) for p in _object_pieces(rows, _CONN_NAMES))
+        # one piece per ROWS_PER_PIECE rows: one write per row would cost more than the rows themselves
+        lead = b"  "
+        for piece in pieces:
+            yield lead + piece
+            lead = b",\n  "
+        yield b"\n"
+        yield b" ]" + sep
+        return
+    value = getattr(analysis, name)
+    if isinstance(value, list) and value:  # ITEMS_PER_PIECE at a time: never the whole list as one string
+        yield b" " + key + b": [\n"
+        for start in range(0, len(value), ITEMS_PER_PIECE):
+            inner = _value_bytes(value[start : start + ITEMS_PER_PIECE])[2:-2]  # without "[\n" and "\n]"
+            more = start + ITEMS_PER_PIECE < len(value)
+            yield b" " + inner.replace(b"\n", b"\n ") + (b",\n" if more else b"\n")
+        yield b" ]" + sep
+        return
+    yield b" " + key + b": " + _value_bytes(value).replace(b"\n", b"\n ") + sep
 
 
 def _asdict_list(value: Any) -> Any:
@@ -254,6 +285,151 @@ class BackgroundWrite:
         self._thread.join()
         if self.error is not None:
             raise self.error
+
+
+class _Aborted(Exception):
+    """The analysis failed before it was complete: the early-written file is dropped."""
+
+
+class EarlyWrite:
+    """The JSON file of `analyze` in two steps, in a thread. As soon as the pipeline has built the Analysis
+    (its `on_built` hook is `start`), everything up to and including the connections is written to the temp
+    file; the connection rows (half the file) are formatted and written by C without the GIL, on the core
+    the single-threaded judging leaves idle. `finish()` says the analysis is complete: the rest follows and
+    the temp file is renamed over the target, as write_json does. The bytes are write_json's: the fields
+    written early are serialised again at the end and, if anything in them changed meanwhile, the whole
+    file is written over the ordinary way. `wait()` re-raises the writer's exception, if any."""
+
+    WAIT_STEP = 0.5  # seconds per wait for finish(); the thread gives up once the main thread has ended
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        import threading
+
+        self.path = Path(path)
+        self.error: BaseException | None = None
+        self._go = threading.Event()
+        self._aborted = False
+        self._thread: threading.Thread | None = None
+
+    @staticmethod
+    def usable(path: str | os.PathLike[str]) -> bool:
+        """Whether the target is a regular file (or none yet); '-', a device or a FIFO go through write_json."""
+        if str(path) == "-":
+            return False
+        try:
+            target = Path(path)
+            return not target.exists() or target.is_file()
+        except (OSError, ValueError):
+            return False
+
+    def start(self, analysis: Analysis) -> None:
+        """Begin writing (the pipeline calls this with the Analysis as soon as it is built)."""
+        import threading
+
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._run, args=(analysis,), name="resetlens-json")
+            self._thread.start()
+
+    def finish(self, analysis: Analysis) -> None:
+        """The analysis is complete: write the rest (everything, if start was never called)."""
+        self.start(analysis)
+        self._go.set()
+
+    def abort(self) -> None:
+        """The analysis failed: stop and leave no file behind (neither the target nor a temp file)."""
+        self._aborted = True
+        self._go.set()
+        if self._thread is not None:
+            self._thread.join(timeout=60)  # bounded: at most the C write in progress is left to finish
+
+    def wait(self) -> None:
+        if self._thread is not None:
+            self._thread.join()
+        if self.error is not None:
+            raise self.error
+
+    def _finished(self) -> bool:
+        """Wait for finish() or abort(); False when aborted or the main thread is gone."""
+        import threading
+
+        main = threading.main_thread()
+        while not self._go.wait(self.WAIT_STEP):
+            if not main.is_alive():
+                return False
+        return not self._aborted
+
+    def _run(self, analysis: Analysis) -> None:
+        tmp: str | None = None
+        try:
+            folder = self.path.parent if str(self.path.parent) else Path(".")
+            folder.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".tmp", dir=folder)
+            with os.fdopen(fd, "wb", buffering=1 << 20) as out:
+                early = self._write_early(analysis, out)
+                if not self._finished():
+                    raise _Aborted
+                if early is not None and early == _early_mark(analysis):
+                    rest = _FIELD_NAMES[_FIELD_NAMES.index(STREAMED) + 1 :]
+                    for i, name in enumerate(rest):
+                        for piece in _field_pieces(analysis, name, i == len(rest) - 1):
+                            out.write(piece)
+                    out.write(b"}\n")
+                else:  # nothing written early, or something written early changed since: all of it anew
+                    out.seek(0)
+                    out.truncate()
+                    for piece in iter_json_bytes(analysis):
+                        out.write(piece)
+            os.chmod(tmp, 0o644)
+            os.replace(tmp, self.path)
+            tmp = None
+        except _Aborted:
+            pass
+        except OSError as exc:
+            self.error = ResetlensError(f"cannot write: {exc.strerror or exc}", path=str(self.path))
+        except BaseException as exc:  # handed to wait()
+            self.error = exc
+        finally:
+            if tmp is not None:
+                try:
+                    os.unlink(tmp)
+                except OSError:
+                    pass
+
+    def _write_early(self, analysis: Analysis, out: Any) -> tuple[Any, ...] | None:
+        """The fields up to and including the connections, when these are a columnar table the C formatter
+        writes; what they were (for _early_mark), or None when nothing was written."""
+        conns = analysis.connections
+        if _jsonrows is None or not hasattr(conns, "address_ids") or not len(conns):
+            return None
+        mark = _early_mark(analysis)
+        upto = _FIELD_NAMES.index(STREAMED)
+        out.write(mark[0])
+        out.write(b" " + json.dumps(STREAMED).encode("utf-8") + b": [\n  ")
+        if not _write_table_c(conns, out):
+            out.seek(0)
+            out.truncate()
+            return None
+        out.write(b"\n ]" + (b"\n" if upto == len(_FIELD_NAMES) - 1 else b",\n"))
+        return mark
+
+
+def _early_mark(analysis: Analysis) -> tuple[Any, ...]:
+    """The fields before the connections as bytes, and what identifies the connection rows and their
+    contents (a checksum of the columns: a clock shift after the early write would change it)."""
+    import zlib
+
+    upto = _FIELD_NAMES.index(STREAMED)
+    head = b"{\n" + b"".join(
+        piece for name in _FIELD_NAMES[:upto] for piece in _field_pieces(analysis, name, False)
+    )
+    t = analysis.connections
+    rows = getattr(t, "rows", None)
+    if rows is None:
+        return (head, id(t), len(t))
+    return (
+        head, id(t), len(t), id(rows), zlib.crc32(rows if rows.flags.c_contiguous else rows.tobytes()), id(t.history), len(t.history), id(t.uid_text),
+        tuple(t.vantages), id(t.address_ids()[2]),
+    )  # fmt: skip
 
 
 def atomic_write_stream(path: Path, pieces: Iterable[bytes]) -> None:
