@@ -75,6 +75,13 @@ def main(argv: list[str]) -> int:
     # wait for it after the summary (what the JSON adds to the run).
     jsonreport.write_json = timed("JSON writer thread (overlapped)", jsonreport.write_json)
     jsonreport.BackgroundWrite.wait = timed("wait for the JSON writer", jsonreport.BackgroundWrite.wait)
+    # A JSON file target is written by EarlyWrite: its thread writes up to the connections while the
+    # resets are judged (overlapped), waits for the analysis, then writes the rest (what the run waits for).
+    early = jsonreport.EarlyWrite
+    early._run = timed("JSON writer thread (overlapped)", early._run)
+    early._write_early = timed("JSON early part: up to connections", early._write_early)
+    early._finished = timed("JSON writer idle, analysis not done", early._finished)
+    early.wait = timed("wait for the JSON writer", early.wait)
     terminal.print_summary = timed("terminal summary", terminal.print_summary)
     default_out = (
         Path(__file__).resolve().parent / "data" / "analyze-out.json"

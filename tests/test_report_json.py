@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -131,3 +132,77 @@ def test_load_tolerates_unknown_keys(tmp_path: Path) -> None:
     p.write_text(json.dumps(data))
     a = load_json(p)
     assert isinstance(a, Analysis) and a.resets[0].id == "R1"
+
+
+# --- EarlyWrite: the connections written while the resets are judged, the same bytes as write_json ---
+
+LAB_MIXED = Path(__file__).resolve().parents[1] / "fixtures" / "lab" / "mixed"
+
+
+def _analysed(on_built: Callable[[Analysis], object] | None = None) -> Analysis:
+    from resetlens import pipeline
+    from resetlens.bundle import load_bundle
+
+    return pipeline.analyze(load_bundle(LAB_MIXED), on_built=on_built)
+
+
+def test_early_write_through_the_pipeline_hook_is_write_json(tmp_path: Path) -> None:
+    """The hook hands over the Analysis before the verdicts; the file written in two steps is byte for byte
+    what write_json writes of the finished analysis, and nothing else is left in the folder."""
+    from resetlens.report.jsonreport import EarlyWrite
+
+    early = EarlyWrite(tmp_path / "early.json")
+    built: list[Analysis] = []
+    a = _analysed(lambda analysis: (built.append(analysis), early.start(analysis)))
+    early.finish(a)
+    early.wait()
+    assert built == [a] and built[0] is a and len(a.connections) > 0 and early.wrote_early
+    write_json(a, tmp_path / "plain.json")
+    assert (tmp_path / "early.json").read_bytes() == (tmp_path / "plain.json").read_bytes()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["early.json", "plain.json"]
+
+
+@pytest.mark.parametrize("change", ["capture", "clock shift", "nothing"])
+def test_early_write_rewrites_the_file_when_early_fields_changed(tmp_path: Path, change: str) -> None:
+    """Anything written early that changes before the analysis is finished (a capture summary, the rows'
+    times) is caught at the end and the whole file written over: still write_json's bytes."""
+    from resetlens.report.jsonreport import EarlyWrite
+
+    a = _analysed()
+    early = EarlyWrite(tmp_path / "early.json")
+    early.start(a)
+    assert early.early_done.wait(120)  # bounded: the early part is a few thousand rows
+    assert early.wrote_early
+    if change == "capture":
+        a.captures[0].warnings.append("late warning")
+    elif change == "clock shift":
+        a.connections.shift(a.connections.vantages[0], 0.25)
+    early.finish(a)
+    early.wait()
+    write_json(a, tmp_path / "plain.json")
+    text = (tmp_path / "early.json").read_bytes()
+    assert text == (tmp_path / "plain.json").read_bytes()
+    assert (b"late warning" in text) == (change == "capture")
+
+
+def test_early_write_aborted_or_unwritable_leaves_no_file(tmp_path: Path) -> None:
+    """An analysis that fails after the early write began leaves neither the target nor a temp file; a
+    target that cannot be created is one ResetlensError at wait(), with no temp file."""
+    from resetlens.report.jsonreport import EarlyWrite
+
+    a = _analysed()
+    early = EarlyWrite(tmp_path / "out" / "early.json")
+    early.start(a)
+    early.abort()
+    early.wait()
+    assert list((tmp_path / "out").iterdir()) == []
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    bad = EarlyWrite(blocker / "early.json")
+    bad.start(a)
+    bad.finish(a)
+    with pytest.raises(ResetlensError, match="cannot write") as info:
+        bad.wait()
+    assert str(blocker) in str(info.value) and "\n" not in str(info.value)
+    assert sorted(p.name for p in tmp_path.rglob("*")) == ["a-file", "out"]
+    assert not EarlyWrite.usable("-") and EarlyWrite.usable(tmp_path / "new.json")

@@ -5,8 +5,11 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
+import os
 from pathlib import Path
 
+import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -179,3 +182,99 @@ def test_c_row_formatter_writes_floats_as_repr(values: list[float]) -> None:
     text = b"".join(jsonreport._table_pieces_c(table))
     assert text == b"".join(jsonreport._utf8(t) for t in jsonreport._table_pieces_py(table))
     assert [json.loads(line.rstrip(b","))["ts"] for line in text.split(b"\n  ")] == values  # exact round trip
+
+
+def _powers_of_two_and_neighbours() -> list[float]:
+    """Every power of two (where repr's digits may lie on the wide side) and the doubles beside it."""
+    out = []
+    for k in range(-1074, 1024):
+        p = math.ldexp(1.0, k)
+        out += [p, math.nextafter(p, 0.0), math.nextafter(p, math.inf)]
+    return [v for v in out if math.isfinite(v) and v > 0.0]
+
+
+def test_gil_free_float_repr_is_repr_for_arbitrary_doubles() -> None:
+    """The shortest-digits search the row formatter runs without the GIL (snprintf + strtod) gives repr()
+    for 200 k random bit patterns, every power of two and its neighbours, and durations of µs stamps."""
+    from resetlens.report import jsonreport
+
+    if jsonreport._jsonrows is None:
+        pytest.skip("C accelerators not built")
+    rng = np.random.default_rng(20261122)
+    bits = rng.integers(0, 2**64 - 1, size=200_000, dtype=np.uint64, endpoint=True)
+    doubles = bits.view(np.float64)
+    stamps = 1.7e9 + rng.integers(0, 10**12, size=(2, 20_000)) * 1e-6
+    values = [*doubles[np.isfinite(doubles)].tolist(), *(stamps[1] - stamps[0]).tolist()]
+    values += _powers_of_two_and_neighbours()
+    values += [0.0, 1e-4, 9.999999999999999e15, 1e16, 1e22, 1e23, 5e-324, 1.7976931348623157e308, 0.1, 0.3]
+    values += [-v for v in values]
+    wrong = [(v, text) for v in values if (text := jsonreport._jsonrows.float_repr(v)) != repr(v)]
+    assert wrong == [] and len(values) > 400_000
+
+
+@pytest.mark.parametrize("vantage", ["v", HOSTILE_VANTAGE, "not-utf8-\udcff"])
+def test_c_rows_written_to_a_descriptor_are_the_bytes_returned(tmp_path: Path, vantage: str) -> None:
+    """The whole table formatted and written by C to the file's descriptor (past its 1 MiB flush size):
+    the same bytes as the pieces, between what the file object wrote before and after; a name UTF-8
+    cannot carry writes nothing and leaves the rows to the general path."""
+    from resetlens.report import jsonreport
+
+    if jsonreport._jsonrows is None:
+        pytest.skip("C accelerators not built")
+    rows = [
+        dataclasses.replace(c, duration=c.duration + i / 7, history=c.history + ("é" if i % 5 else ""))
+        for i, c in enumerate(conns(3 * ROWS_PER_PIECE + 5, vantage))
+    ]
+    table = ConnectionTable.from_connections(rows)
+    out_path = tmp_path / "rows"
+    with open(out_path, "wb", buffering=1 << 20) as out:
+        out.write(b"head:")
+        written = jsonreport._write_table_c(table, out)
+        out.write(b":tail")
+    py = jsonreport._utf8(",\n  ".join(jsonreport._table_pieces_py(table)))
+    if vantage.isascii() or "\udcff" not in vantage:
+        assert written
+        assert out_path.read_bytes() == b"head:" + b",\n  ".join(jsonreport._table_pieces_c(table)) + b":tail"
+        assert out_path.read_bytes() == b"head:" + py + b":tail" and len(py) > 1 << 20
+    else:
+        assert not written and out_path.read_bytes() == b"head:" + b":tail"
+
+
+def test_c_rows_keep_repr_under_a_comma_locale(tmp_path: Path) -> None:
+    """A program that sets a locale writing ',' for the decimal point: snprintf/strtod would follow it, so
+    the formatter keeps the GIL and Python's own repr; the rows stay the same bytes."""
+    import shutil
+    import subprocess
+    import sys
+
+    from resetlens.report import jsonreport
+
+    if jsonreport._jsonrows is None or shutil.which("localedef") is None:
+        pytest.skip("C accelerators not built, or no localedef")
+    made = subprocess.run(
+        ["localedef", "-i", "de_DE", "-f", "UTF-8", str(tmp_path / "de_DE.UTF-8")],
+        capture_output=True,
+        timeout=120,
+    )
+    if made.returncode not in (0, 1) or not (tmp_path / "de_DE.UTF-8").exists():  # 1: warnings only
+        pytest.skip("cannot build a de_DE locale here")
+    script = (
+        "import locale, sys\n"
+        "from resetlens.report import jsonreport\n"
+        "from tests.test_tcp_conntable import conns\n"
+        "from resetlens.tcp.conntable import ConnectionTable\n"
+        "import dataclasses\n"
+        "rows = [dataclasses.replace(c, duration=c.duration + i / 7) for i, c in enumerate(conns(300))]\n"
+        "table = ConnectionTable.from_connections(rows)\n"
+        "before = b''.join(jsonreport._table_pieces_c(table))\n"
+        "locale.setlocale(locale.LC_NUMERIC, 'de_DE.UTF-8')\n"
+        "assert locale.localeconv()['decimal_point'] == ','\n"
+        "after = b''.join(jsonreport._table_pieces_c(table))\n"
+        "sys.stdout.write('same' if after == before and b'0.39285714285714285' in after else 'differ')\n"
+    )
+    env = {**os.environ, "LOCPATH": str(tmp_path)}
+    p = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, env=env, cwd=ROOT, timeout=120
+    )
+    assert p.returncode == 0, p.stderr
+    assert p.stdout == "same"

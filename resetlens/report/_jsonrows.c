@@ -548,8 +548,8 @@ done:
 static PyObject *float_repr(PyObject *self, PyObject *arg) {
     double v = PyFloat_AsDouble(arg);
     if (v == -1.0 && PyErr_Occurred()) return NULL;
-    if (!isfinite(v)) {
-        PyErr_SetString(PyExc_ValueError, "float_repr: finite values only");
+    if (!isfinite(v) || !locale_writes_dot()) {
+        PyErr_SetString(PyExc_ValueError, "float_repr: finite values and a locale that writes '.' only");
         return NULL;
     }
     Out o = {NULL, 0, 0, OK, 0};

@@ -308,6 +308,8 @@ class EarlyWrite:
         self.path = Path(path)
         self.error: BaseException | None = None
         self._go = threading.Event()
+        self.early_done = threading.Event()  # set once the early part is written (or found not writable)
+        self.wrote_early = False  # whether the connections went out early (else all is written at the end)
         self._aborted = False
         self._thread: threading.Thread | None = None
 
@@ -365,7 +367,11 @@ class EarlyWrite:
             folder.mkdir(parents=True, exist_ok=True)
             fd, tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".tmp", dir=folder)
             with os.fdopen(fd, "wb", buffering=1 << 20) as out:
-                early = self._write_early(analysis, out)
+                try:
+                    early = self._write_early(analysis, out)
+                    self.wrote_early = early is not None
+                finally:
+                    self.early_done.set()
                 if not self._finished():
                     raise _Aborted
                 if early is not None and early == _early_mark(analysis):
@@ -389,6 +395,7 @@ class EarlyWrite:
         except BaseException as exc:  # handed to wait()
             self.error = exc
         finally:
+            self.early_done.set()
             if tmp is not None:
                 try:
                     os.unlink(tmp)
