@@ -206,3 +206,21 @@ def test_early_write_aborted_or_unwritable_leaves_no_file(tmp_path: Path) -> Non
     assert str(blocker) in str(info.value) and "\n" not in str(info.value)
     assert sorted(p.name for p in tmp_path.rglob("*")) == ["a-file", "out"]
     assert not EarlyWrite.usable("-") and EarlyWrite.usable(tmp_path / "new.json")
+
+
+def test_without_the_c_extension_the_same_bytes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """With the row formatter not built, the pure-Python rows (str pieces, UTF-8 encoded) give the same
+    file through write_json and through EarlyWrite (which then writes everything at the end)."""
+    from resetlens.report import jsonreport
+
+    a = _analysed()
+    write_json(a, tmp_path / "c.json")
+    monkeypatch.setattr(jsonreport, "_jsonrows", None)
+    write_json(a, tmp_path / "py.json")
+    early = jsonreport.EarlyWrite(tmp_path / "early.json")
+    early.start(a)
+    early.finish(a)
+    early.wait()
+    assert not early.wrote_early
+    assert (tmp_path / "py.json").read_bytes() == (tmp_path / "early.json").read_bytes()
+    assert (tmp_path / "py.json").read_bytes() == (tmp_path / "c.json").read_bytes()

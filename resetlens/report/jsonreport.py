@@ -74,7 +74,9 @@ def _table_pieces(table: Any) -> Iterator[bytes] | None:
 
     if not (np.isfinite(table.rows["ts"]).all() and np.isfinite(table.rows["duration"]).all()):
         return None
-    return _table_pieces_c(table) if _jsonrows is not None else _table_pieces_py(table)
+    if _jsonrows is None:
+        return (_utf8(p) for p in _table_pieces_py(table))
+    return _table_pieces_c(table)
 
 
 # Columns handed to the C formatter, in its order (resetlens/report/_jsonrows.c), then the address ids.
@@ -422,7 +424,8 @@ class EarlyWrite:
 
 def _early_mark(analysis: Analysis) -> tuple[Any, ...]:
     """The fields before the connections as bytes, and what identifies the connection rows and their
-    contents (a checksum of the columns: a clock shift after the early write would change it)."""
+    contents (a checksum of the columns, from which the address texts derive: a clock shift after the early
+    write would change it)."""
     import zlib
 
     upto = _FIELD_NAMES.index(STREAMED)
@@ -433,10 +436,18 @@ def _early_mark(analysis: Analysis) -> tuple[Any, ...]:
     rows = getattr(t, "rows", None)
     if rows is None:
         return (head, id(t), len(t))
+    checksum = zlib.crc32(rows if rows.flags.c_contiguous else rows.tobytes())
     return (
-        head, id(t), len(t), id(rows), zlib.crc32(rows if rows.flags.c_contiguous else rows.tobytes()), id(t.history), len(t.history), id(t.uid_text),
-        tuple(t.vantages), id(t.address_ids()[2]),
-    )  # fmt: skip
+        head,
+        id(t),
+        len(t),
+        id(rows),
+        checksum,
+        id(t.history),
+        len(t.history),
+        id(t.uid_text),
+        tuple(t.vantages),
+    )
 
 
 def atomic_write_stream(path: Path, pieces: Iterable[bytes]) -> None:
