@@ -319,7 +319,7 @@ def _scan_evidence(
     one of its codes or whose text has its words (one combined pre-check keeps 10 k resets fast)."""
     out: dict[str, list[str]] = {key: [] for key in wanted}
     codes = {c for _, cs in wanted.values() for c in cs}
-    hint = re.compile("|".join(re.escape(h) for words, _ in wanted.values() for h in words.hints))
+    hints = tuple(dict.fromkeys(h for words, _ in wanted.values() for h in words.hints))
     hinted: dict[str, bool] = {}  # text -> has any hint (evidence texts repeat: ~40 % on a big capture)
     for r in analysis.resets:
         for e in r.evidence:
@@ -328,7 +328,7 @@ def _scan_evidence(
             if e.code not in codes:
                 has = hinted.get(e.text)
                 if has is None:
-                    has = hinted[e.text] = hint.search(e.text.lower()) is not None
+                    has = hinted[e.text] = _has_any(e.text.lower(), hints)
                 if not has:
                     continue
             for key, (words, cs) in wanted.items():
@@ -337,6 +337,14 @@ def _scan_evidence(
         if all(len(v) >= limit for v in out.values()):
             break
     return out
+
+
+def _has_any(text: str, parts: tuple[str, ...]) -> bool:
+    """Whether any of the substrings occurs (a plain loop of `in`: faster than one alternation regex)."""
+    for part in parts:
+        if part in text:
+            return True
+    return False
 
 
 def _log_lines(
