@@ -773,14 +773,17 @@ typedef struct {
     int absurd, stop, nomem;
 } block_walk_t;
 
-/* Room for one more row; 0 when out of memory. */
-HOT int room(block_walk_t *w) {
-    if (w->rows < w->cap) return 1;
-    unsigned char *grown = PyMem_RawRealloc(w->table, (size_t)(2 * w->cap * w->itemsize));
-    if (!grown) return 0;
-    w->table = grown;
-    w->cap *= 2;
-    return 1;
+/* The next row (zeroed unless every column is written anyway); NULL when out of memory. */
+HOT unsigned char *new_row(block_walk_t *w) {
+    if (w->rows >= w->cap) {
+        unsigned char *grown = PyMem_RawRealloc(w->table, (size_t)(2 * w->cap * w->itemsize));
+        if (!grown) return NULL;
+        w->table = grown;
+        w->cap *= 2;
+    }
+    unsigned char *row = w->table + w->rows * w->itemsize;
+    if (!w->L->full) memset(row, 0, (size_t)w->itemsize);
+    return row;
 }
 
 /* The record's own columns, its RST segment and checksum, once decode_frame wrote a row. */
@@ -828,12 +831,11 @@ HOT void pcap_records(block_walk_t *w, int native) {
 #endif
         double ts = (double)rd32(rec, w->little) + (double)rd32(rec + 4, w->little) * w->scale; /* as numpy */
         note_ts(w, ts);
-        if (!room(w)) {
+        unsigned char *row = new_row(w);
+        if (!row) {
             w->nomem = 1;
             break;
         }
-        unsigned char *row = w->table + w->rows * w->itemsize;
-        if (!w->L->full) memset(row, 0, (size_t)w->itemsize);
         rst_t rst;
         int64_t frags_before = frags;
         int got = decode_frame(&s, w->linktype, off + w->hdr, caplen, rd32(rec + 12, w->little), row, w->L, &frags,
@@ -918,12 +920,11 @@ HOT void pcapng_records(block_walk_t *w, int native) {
         double ts = ((double)sec + (double)frac / (double)ticks) + tsoffset; /* numpy's operations, in order */
         note_ts(w, ts);
         if (local && known && w->if_usable[gid]) {
-            if (!room(w)) {
+            unsigned char *row = new_row(w);
+            if (!row) {
                 w->nomem = 1;
                 break;
             }
-            unsigned char *row = w->table + w->rows * w->itemsize;
-            if (!w->L->full) memset(row, 0, (size_t)w->itemsize);
             rst_t rst;
             int64_t frags_before = frags;
             unsigned dir = epb_direction(&s, at, length, caplen, little);
