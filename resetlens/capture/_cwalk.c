@@ -803,6 +803,19 @@ HOT int finish_row(block_walk_t *w, unsigned char *row, int got, Py_ssize_t at, 
     return 1;
 }
 
+/* One record's frame into the next row: decoded, its fragment noted, its own columns written.
+ * 0 when out of memory. */
+HOT int take_frame(block_walk_t *w, const src_t *s, int64_t lt, Py_ssize_t at, int64_t data, int64_t caplen,
+                   int64_t wirelen, double ts, unsigned iface, unsigned dir, int64_t *frags, int native) {
+    unsigned char *row = new_row(w);
+    if (!row) return 0;
+    rst_t rst;
+    int64_t frags_before = *frags;
+    int got = decode_frame(s, lt, data, caplen, wirelen, row, w->L, frags, &rst, dir, native);
+    if (*frags != frags_before && w->first_frag < 0) w->first_frag = w->base + at;
+    return got == ROW_NONE || finish_row(w, row, got, at, ts, iface, &rst, native);
+}
+
 HOT void note_ts(block_walk_t *w, double ts) {
     if (!w->records) w->lo = w->hi = ts;
     w->lo = ts < w->lo ? ts : w->lo;
@@ -831,17 +844,8 @@ HOT void pcap_records(block_walk_t *w, int native) {
 #endif
         double ts = (double)rd32(rec, w->little) + (double)rd32(rec + 4, w->little) * w->scale; /* as numpy */
         note_ts(w, ts);
-        unsigned char *row = new_row(w);
-        if (!row) {
-            w->nomem = 1;
-            break;
-        }
-        rst_t rst;
-        int64_t frags_before = frags;
-        int got = decode_frame(&s, w->linktype, off + w->hdr, caplen, rd32(rec + 12, w->little), row, w->L, &frags,
-                               &rst, 0, native);
-        if (frags != frags_before && w->first_frag < 0) w->first_frag = w->base + off;
-        if (got != ROW_NONE && !finish_row(w, row, got, off, ts, 0, &rst, native)) {
+        if (!take_frame(w, &s, w->linktype, off, off + w->hdr, caplen, rd32(rec + 12, w->little), ts, 0, 0, &frags,
+                        native)) {
             w->nomem = 1;
             break;
         }
@@ -920,19 +924,10 @@ HOT void pcapng_records(block_walk_t *w, int native) {
         double ts = ((double)sec + (double)frac / (double)ticks) + tsoffset; /* numpy's operations, in order */
         note_ts(w, ts);
         if (local && known && w->if_usable[gid]) {
-            unsigned char *row = new_row(w);
-            if (!row) {
-                w->nomem = 1;
-                break;
-            }
-            rst_t rst;
-            int64_t frags_before = frags;
             unsigned dir = epb_direction(&s, at, length, caplen, little);
-            int got = decode_frame(&s, linktype, at + 28, caplen, rd32(blk + 24, little), row, w->L, &frags, &rst,
-                                   dir, native);
-            if (frags != frags_before && w->first_frag < 0) w->first_frag = w->base + at;
             unsigned column = gid < 0xFFFF ? (unsigned)gid : 0xFFFF; /* the iface column is 16-bit */
-            if (got != ROW_NONE && !finish_row(w, row, got, at, ts, column, &rst, native)) {
+            if (!take_frame(w, &s, linktype, at, at + 28, caplen, rd32(blk + 24, little), ts, column, dir, &frags,
+                            native)) {
                 w->nomem = 1;
                 break;
             }
