@@ -118,7 +118,7 @@ def analyze(
         raise _fail(str(e)) from None
     global _skip_teardown
     _skip_teardown = True  # every output is written and closed: nothing left for interpreter teardown
-    hits = [r for r in analysis.resets if any(m(r) for m in matchers)]
+    hits = [r for r in analysis.resets if any(m(r) for m in matchers)] if matchers else []
     if hits:
         print(f"resetlens: {len(hits)} reset(s) match --fail-on", file=sys.stderr)
         raise typer.Exit(1)

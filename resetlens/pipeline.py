@@ -461,13 +461,14 @@ def gather_flows(analysis: Analysis, reads: list[VantageRead]) -> tuple[dict, di
 def attach_logs(bundle: Bundle, analysis: Analysis, case: Case) -> None:
     """Parse every log of the bundle and tie its lines (and host-snapshot facts) to the resets, before
     the verdicts, which read them."""
-    from resetlens.evidence import parse_log
-    from resetlens.evidence.correlate import correlate
     from resetlens.evidence.snapshots import load_snapshots
 
     snapshots = load_snapshots(str(bundle.root)) if bundle.root is not None else {}
     if not bundle.logs and not snapshots:
         return
+    from resetlens.evidence import parse_log  # the parsers load only when there are logs (~10 ms)
+    from resetlens.evidence.correlate import correlate
+
     parsed = []
     for spec in bundle.logs:
         try:
