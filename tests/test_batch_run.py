@@ -26,6 +26,7 @@ from test_batch_support import (
     stall_on_marker,
 )
 
+import resetlens
 from resetlens.batch.db import BatchDB, RunLock
 from resetlens.batch.run import run_batch
 from resetlens.errors import ResetlensError
@@ -202,6 +203,19 @@ def test_rerun_skips_unchanged_and_redoes_changed_failed_or_missing(archive, tmp
     fourth = run_batch(root, db, out=out, workers=1)
     assert (fourth.ok, fourth.skipped) == (1, len(good) - 1)
     assert html.is_file()
+
+    # a bundle analysed by another resetlens version is redone (an upgrade may judge it differently)
+    con = duckdb.connect(str(db))
+    try:
+        con.execute("UPDATE bundles SET resetlens_version = '0.0.0-older' WHERE bundle = 'inc-a'")
+    finally:
+        con.close()
+    upgraded = run_batch(root, db, out=out, workers=1)
+    assert (upgraded.ok, upgraded.skipped) == (1, len(good) - 1)
+    assert (
+        rows(db, "SELECT resetlens_version FROM bundles WHERE bundle = 'inc-a'")[0][0]
+        == resetlens.__version__
+    )
 
     # --force redoes everything, unchanged or not
     forced = run_batch(root, db, out=out, workers=2, force=True)

@@ -42,7 +42,8 @@ def batch_command(
     force: Annotated[
         bool,
         typer.Option(
-            "--force", help="Analyse every bundle again, unchanged ones too (e.g. after an upgrade)."
+            "--force",
+            help="Analyse every bundle again, unchanged ones too (another resetlens version already is).",
         ),
     ] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress display or summary.")] = False,

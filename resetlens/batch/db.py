@@ -159,6 +159,7 @@ class KnownBundle:
     content_hash: str | None
     reports: list[str]
     path: str | None = None
+    version: str | None = None  # resetlens version that analysed it (another version analyses again)
 
 
 class BatchDB:
@@ -225,9 +226,9 @@ class BatchDB:
     def known(self) -> dict[str, KnownBundle]:
         with self.connection() as con:
             rows = con.execute(
-                "SELECT bundle, status, content_hash, json_report, html_report, path FROM bundles"
+                "SELECT bundle, status, content_hash, json_report, html_report, path, resetlens_version FROM bundles"
             ).fetchall()
-        return {b: KnownBundle(s, h, [p for p in (j, x) if p], path) for b, s, h, j, x, path in rows}
+        return {b: KnownBundle(s, h, [p for p in (j, x) if p], path, v) for b, s, h, j, x, path, v in rows}
 
     # -- writes -----------------------------------------------------------------------------------
 

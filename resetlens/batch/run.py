@@ -3,7 +3,8 @@
 Workers run `analyze_task` (a plain function of a BundleSpec) and write the bundle's reports; the
 parent is the only database writer and commits finished bundles in small groups (a bundle is in the
 database whole or not at all). Failures are recorded, never fatal. Rerunning skips bundles whose
-content hash is unchanged, whose last status is ok and whose reports are in place.
+content hash is unchanged, whose last status is ok, whose reports are in place and which this
+version of resetlens analysed.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from typing import Any
 
 import duckdb
 
+from resetlens import __version__
 from resetlens.batch.db import BatchDB, KnownBundle, RunLock
 from resetlens.batch.discover import BundleSpec, discover
 from resetlens.errors import ResetlensError
@@ -159,7 +161,12 @@ def _task(
     result = TaskResult(spec.name, "failed", worker=_worker())
     try:
         result.content_hash = spec.hash()
-        if known is not None and known.status == "ok" and known.content_hash == result.content_hash:
+        if (
+            known is not None
+            and known.status == "ok"
+            and known.content_hash == result.content_hash
+            and known.version == __version__  # an upgraded resetlens may judge the same input differently
+        ):
             # unchanged input; with --out, its reports must also be there (in this --out, not another)
             wanted = str(report_dir(Path(out), spec.name) / JSON_NAME) if out is not None else None
             if all(Path(p).is_file() for p in known.reports) and (wanted is None or wanted in known.reports):
