@@ -12,6 +12,11 @@ import sys
 from pathlib import Path
 from typing import Annotated
 
+# numpy's bundled OpenBLAS starts a spinning thread per core at import; resetlens multiplies no matrices,
+# and on a small machine that spinning takes the core the capture read-ahead thread needs. Set here, for
+# the command only (numpy is imported later): a program importing resetlens as a library keeps its BLAS.
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+
 import typer
 from rich.console import Console
 
