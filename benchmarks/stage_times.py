@@ -71,10 +71,6 @@ def main(argv: list[str]) -> int:
     for name in ("build_resets", "gather_flows", "attach_logs", "judge"):
         setattr(pipeline, name, timed(name, getattr(pipeline, name)))
     cli._write_outputs = timed("write outputs (JSON)", cli._write_outputs)
-    # With a summary to print, a thread writes the JSON meanwhile: its whole time (overlapped), and the
-    # wait for it after the summary (what the JSON adds to the run).
-    jsonreport.write_json = timed("JSON writer thread (overlapped)", jsonreport.write_json)
-    jsonreport.BackgroundWrite.wait = timed("wait for the JSON writer", jsonreport.BackgroundWrite.wait)
     # A JSON file target is written by EarlyWrite: its thread writes up to the connections while the
     # resets are judged (overlapped), waits for the analysis, then writes the rest (what the run waits for).
     early = jsonreport.EarlyWrite

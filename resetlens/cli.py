@@ -98,7 +98,7 @@ def analyze(
         with pipeline.paused_gc():  # the outputs walk the same many small objects
             json_writer = None
             if json_out:
-                from resetlens.report.jsonreport import BackgroundWrite, EarlyWrite
+                from resetlens.report.jsonreport import EarlyWrite
 
                 if EarlyWrite.usable(json_out):  # the connections are written while the resets are judged
                     json_writer = EarlyWrite(json_out)
@@ -110,8 +110,6 @@ def analyze(
                 raise
             if json_writer:
                 json_writer.finish(analysis)
-            elif json_out and json_out != "-" and (show or html_out or md_out):  # other output meanwhile
-                json_writer = BackgroundWrite(analysis, json_out)
             _write_outputs(analysis, None if json_writer else json_out, html_out, md_out, b)
             if show:
                 from resetlens.report.terminal import print_summary

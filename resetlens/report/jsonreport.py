@@ -13,8 +13,9 @@ import os
 import sys
 import tempfile
 from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 try:  # connection rows as JSON text in C (built with the package; optional)
     from resetlens.report import _jsonrows
@@ -67,12 +68,17 @@ def _connection_row(c: Any, names: tuple[str, ...]) -> str:
     return json.dumps(row, ensure_ascii=False, allow_nan=False)
 
 
+def _finite_times(table: Any) -> bool:
+    """Whether every start time and duration is finite (the columnar writers cannot write NaN as null)."""
+    import numpy as np
+
+    return bool(np.isfinite(table.rows["ts"]).all() and np.isfinite(table.rows["duration"]).all())
+
+
 def _table_pieces(table: Any) -> Iterator[bytes] | None:
     """Rows of a columnar ConnectionTable as JSON text, ROWS_PER_PIECE rows per piece joined by ",\\n  ",
     without building Connection objects; None when a value needs the general path (a non-finite float)."""
-    import numpy as np
-
-    if not (np.isfinite(table.rows["ts"]).all() and np.isfinite(table.rows["duration"]).all()):
+    if not _finite_times(table):
         return None
     if _jsonrows is None:
         return (_utf8(p) for p in _table_pieces_py(table))
@@ -108,11 +114,7 @@ def _write_table_c(table: Any, out: Any) -> bool:
     """All rows of a columnar table into the binary file `out` (as the pieces of _table_pieces joined by
     ",\n  ", without the lead), formatted and written by C without the GIL. False, having written nothing,
     when the general path must do it (no C formatter, a non-finite float, a lone surrogate)."""
-    import numpy as np
-
-    if _jsonrows is None or not hasattr(table, "address_ids") or not len(table):
-        return False
-    if not (np.isfinite(table.rows["ts"]).all() and np.isfinite(table.rows["duration"]).all()):
+    if _jsonrows is None or not hasattr(table, "address_ids") or not len(table) or not _finite_times(table):
         return False
     args = _c_args(table, 0, len(table), tuple(table.address_ids()[2]))
     out.flush()  # what is buffered goes first: C writes to the descriptor itself
@@ -265,30 +267,6 @@ def write_json(analysis: Analysis, path_or_dash: str | os.PathLike[str]) -> None
     atomic_write_stream(Path(path_or_dash), iter_json_bytes(analysis))
 
 
-class BackgroundWrite:
-    """write_json() in a thread while the caller goes on (prints the terminal summary, writes the HTML):
-    the file writes and the final rename (which frees the previous report: ~50 ms for 100 MB) release the
-    GIL and overlap that work. `wait()` re-raises the writer's exception, if any, in the caller."""
-
-    def __init__(self, analysis: Analysis, path: str | os.PathLike[str]) -> None:
-        import threading
-
-        self.error: BaseException | None = None
-        self._thread = threading.Thread(target=self._run, args=(analysis, path), name="resetlens-json")
-        self._thread.start()
-
-    def _run(self, analysis: Analysis, path: str | os.PathLike[str]) -> None:
-        try:
-            write_json(analysis, path)
-        except BaseException as exc:  # handed to wait()
-            self.error = exc
-
-    def wait(self) -> None:
-        self._thread.join()
-        if self.error is not None:
-            raise self.error
-
-
 class _Aborted(Exception):
     """The analysis failed before it was complete: the early-written file is dropped."""
 
@@ -363,12 +341,8 @@ class EarlyWrite:
         return not self._aborted
 
     def _run(self, analysis: Analysis) -> None:
-        tmp: str | None = None
         try:
-            folder = self.path.parent if str(self.path.parent) else Path(".")
-            folder.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".tmp", dir=folder)
-            with os.fdopen(fd, "wb", buffering=1 << 20) as out:
+            with _atomic_file(self.path) as out:
                 try:
                     early = self._write_early(analysis, out)
                     self.wrote_early = early is not None
@@ -387,22 +361,12 @@ class EarlyWrite:
                     out.truncate()
                     for piece in iter_json_bytes(analysis):
                         out.write(piece)
-            os.chmod(tmp, 0o644)
-            os.replace(tmp, self.path)
-            tmp = None
         except _Aborted:
             pass
-        except OSError as exc:
-            self.error = ResetlensError(f"cannot write: {exc.strerror or exc}", path=str(self.path))
         except BaseException as exc:  # handed to wait()
             self.error = exc
         finally:
             self.early_done.set()
-            if tmp is not None:
-                try:
-                    os.unlink(tmp)
-                except OSError:
-                    pass
 
     def _write_early(self, analysis: Analysis, out: Any) -> tuple[Any, ...] | None:
         """The fields up to and including the connections, when these are a columnar table the C formatter
@@ -467,24 +431,33 @@ def atomic_write_stream(path: Path, pieces: Iterable[bytes]) -> None:
         except OSError as exc:
             raise ResetlensError(f"cannot write: {exc.strerror or exc}", path=str(path)) from None
         return
-    folder = path.parent if str(path.parent) else Path(".")
+    with _atomic_file(path) as out:
+        for piece in pieces:
+            out.write(piece)
+
+
+@contextmanager
+def _atomic_file(path: Path) -> Iterator[BinaryIO]:
+    """A binary file that becomes `path` (by a rename) only when the block ends normally; on any exception
+    the temp file beside it is removed, and an OSError becomes a ResetlensError naming the target."""
+    tmp: str | None = None
     try:
+        folder = path.parent if str(path.parent) else Path(".")
         folder.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
-    except OSError as exc:
-        raise ResetlensError(f"cannot write: {exc.strerror or exc}", path=str(path)) from None
-    try:
         with os.fdopen(fd, "wb", buffering=1 << 20) as out:
-            for piece in pieces:
-                out.write(piece)
+            yield out
         os.chmod(tmp, 0o644)
         os.replace(tmp, path)
+        tmp = None
     except OSError as exc:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
         raise ResetlensError(f"cannot write: {exc.strerror or exc}", path=str(path)) from None
+    finally:
+        if tmp is not None:
+            try:
+                os.unlink(tmp)
+            except OSError:
+                pass
 
 
 def atomic_write(path: Path, data: bytes) -> None:
