@@ -404,34 +404,26 @@ class CaptureReader:
         info = self.info
         info.packets += block.packets
         if block.unknown is not None and len(block.unknown):
-            codes, first = np.unique(block.unknown[:, 0], return_index=True)  # first: lowest index per code
-            counts = np.bincount(np.searchsorted(codes, block.unknown[:, 0]))
-            for code, at, count in zip(codes.tolist(), first.tolist(), counts.tolist(), strict=True):
-                entry = unknown.setdefault(code, [0, int(block.unknown[at, 1])])
-                entry[0] += count
+            _count_unknown(unknown, block.unknown[:, 0], block.unknown[:, 1])
         if block.packets:  # never NaN: EPB and classic pcap times are whole numbers scaled
-            lo, hi = block.first_ts, block.last_ts
-            info.first_ts = lo if info.first_ts is None else min(info.first_ts, lo)
-            info.last_ts = hi if info.last_ts is None else max(info.last_ts, hi)
+            self._note_span(block.first_ts, block.last_ts)
         info.fragments_skipped += block.fragments_skipped
         if block.first_fragment >= 0 and self._first_fragment is None:
             self._first_fragment = block.first_fragment
 
     def _note_ts(self, ts: np.ndarray) -> None:
-        if not len(ts):
-            return
-        lo = float(np.nanmin(ts)) if not np.isnan(ts).all() else None
-        hi = float(np.nanmax(ts)) if lo is not None else None
-        if lo is not None:
-            self.info.first_ts = lo if self.info.first_ts is None else min(self.info.first_ts, lo)
-            self.info.last_ts = hi if self.info.last_ts is None else max(self.info.last_ts, hi)
+        if len(ts) and not np.isnan(ts).all():
+            self._note_span(float(np.nanmin(ts)), float(np.nanmax(ts)))
+
+    def _note_span(self, lo: float, hi: float) -> None:
+        """Widen the capture's first/last timestamp to include lo..hi."""
+        info = self.info
+        info.first_ts = lo if info.first_ts is None else min(info.first_ts, lo)
+        info.last_ts = hi if info.last_ts is None else max(info.last_ts, hi)
 
     def _note_unknown(self, recs: Records, good: np.ndarray, base: int, unknown: dict) -> None:
         bad = np.flatnonzero(~good)
-        for code in np.unique(recs.linktype[bad]).tolist():
-            hit = bad[recs.linktype[bad] == code]
-            entry = unknown.setdefault(int(code), [0, base + int(recs.offset[hit[0]])])
-            entry[0] += len(hit)
+        _count_unknown(unknown, recs.linktype[bad], base + recs.offset[bad])
 
     def _finish(self, unknown: dict[int, list[int]]) -> None:
         info = self.info
@@ -483,6 +475,16 @@ class CaptureReader:
 
     def warn(self, message: str) -> None:
         self.info.warnings.append(message)
+
+
+def _count_unknown(unknown: dict[int, list[int]], codes: np.ndarray, offsets: np.ndarray) -> None:
+    """Add records of undecodable link types (code and stream offset each, in stream order) to
+    `unknown`: link type -> [records, stream offset of the first]."""
+    kinds, first = np.unique(codes, return_index=True)  # first: the lowest index per code
+    counts = np.bincount(np.searchsorted(kinds, codes))
+    for code, at, count in zip(kinds.tolist(), first.tolist(), counts.tolist(), strict=True):
+        entry = unknown.setdefault(int(code), [0, int(offsets[at])])
+        entry[0] += count
 
 
 class _Parser:
