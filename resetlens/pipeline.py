@@ -25,7 +25,7 @@ from resetlens.capture.table import PACKET_DTYPE, RST, flag_letters, halves_to_a
 from resetlens.errors import ResetlensError
 from resetlens.model import Analysis, CaptureSummary, Connection, Reset, Sighting
 from resetlens.tcp import analyze_vantage
-from resetlens.tcp.conntable import ConnectionTable, address_ids
+from resetlens.tcp.conntable import ConnectionTable, address_ids, distinct_texts
 from resetlens.vantage import clock, match, roles
 
 LADDER_BEFORE = 12  # packets of the flow shown before the RST in a ladder diagram
@@ -215,7 +215,7 @@ def _address_ttls(reads: list[VantageRead]) -> dict[str, dict[str, dict[int, int
             keys, counts = np.unique(
                 ids * 256 + a["ttl"], return_counts=True
             )  # (address, TTL) as one integer
-            texts = [halves_to_addr(hi, lo) for hi, lo in zip(uhi.tolist(), ulo.tolist(), strict=True)]
+            texts = distinct_texts(uhi, ulo)
             for key, n in zip(keys.tolist(), counts.tolist(), strict=True):
                 per[texts[key >> 8]][key & 255] = n
         out[r.spec.vantage] = dict(per)

@@ -63,11 +63,12 @@ def address_ids(hi: np.ndarray, lo: np.ndarray) -> tuple[np.ndarray, np.ndarray,
 def address_texts(hi: np.ndarray, lo: np.ndarray) -> list[str]:
     """Address text per element; each distinct address is formatted once."""
     ids, uhi, ulo = address_ids(hi, lo)
-    texts = _texts(uhi, ulo)
+    texts = distinct_texts(uhi, ulo)
     return [texts[j] for j in ids.tolist()]
 
 
-def _texts(hi: np.ndarray, lo: np.ndarray) -> list[str]:
+def distinct_texts(hi: np.ndarray, lo: np.ndarray) -> list[str]:
+    """The text of each address given as (hi, lo) halves (address_ids' distinct addresses)."""
     from resetlens.capture.table import halves_to_addr
 
     return [halves_to_addr(h, v) for h, v in zip(hi.tolist(), lo.tolist(), strict=True)]
@@ -211,7 +212,7 @@ class ConnectionTable(Sequence[Connection]):
             ids, uhi, ulo = address_ids(
                 np.concatenate([r["orig_hi"], r["resp_hi"]]), np.concatenate([r["orig_lo"], r["resp_lo"]])
             )
-            self._ids = (ids[:n], ids[n:], _texts(uhi, ulo))
+            self._ids = (ids[:n], ids[n:], distinct_texts(uhi, ulo))
         return self._ids
 
     def uids(self) -> list[str]:
@@ -292,4 +293,5 @@ __all__ = [
     "ConnectionTable",
     "address_ids",
     "address_texts",
+    "distinct_texts",
 ]
