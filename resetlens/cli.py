@@ -18,7 +18,6 @@ from typing import Annotated
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 import typer
-from rich.console import Console
 
 from resetlens import __version__
 from resetlens.errors import ResetlensError
@@ -114,7 +113,7 @@ def analyze(
             if show:
                 from resetlens.report.terminal import print_summary
 
-                print_summary(analysis, Console(highlight=False))
+                print_summary(analysis)
             if json_writer:
                 json_writer.wait()
     except ResetlensError as e:

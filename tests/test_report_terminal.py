@@ -54,6 +54,46 @@ def test_hostile_markup_and_escapes_printed_as_text() -> None:
     assert f'server"{HOSTILE_IMG}' in out
 
 
+def test_narrow_terminal_keeps_sender_and_cause_beside_long_ipv6() -> None:
+    """80 columns and a long IPv6 tuple: the address folds; sender, cause and confidence stay readable."""
+    a = sample_analysis()
+    r = a.resets[0]
+    r.src, r.dst = "2001:db8:ab28:5460:e2d6:d947:b5ea:c0e0", "2001:db8:ffff:1::4"
+    console = Console(record=True, width=80)
+    print_summary(a, console)
+    out = console.export_text()
+    assert all(len(line) <= 80 for line in out.splitlines())
+    header = next(line for line in out.splitlines() if "time (UTC)" in line)
+    for column in ("sender", "cause", "conf."):
+        assert column in header, header
+    assert "Rejected" in out and "middlebox" in out  # a cause title and a sender, maybe folded
+    assert "b5ea" in out and "c0e0" in out  # the folded address is all there
+
+
+def test_one_capture_has_no_seen_at_column() -> None:
+    a = sample_analysis()
+    a.captures = a.captures[:1]
+    out = render(a)
+    header = next(line for line in out.splitlines() if "time (UTC)" in line)
+    assert "seen at" not in header and "sender" in header
+
+
+def test_piped_summary_is_laid_out_wide(tmp_path: Path) -> None:
+    """Into a file (no terminal, no COLUMNS) the summary uses 120 columns, not rich's 80; COLUMNS wins."""
+    code = (
+        "from resetlens.report.terminal import print_summary\n"
+        "from resetlens.report.sample import sample_analysis\n"
+        "print_summary(sample_analysis())\n"
+    )
+    env = {k: v for k, v in __import__("os").environ.items() if k != "COLUMNS"}
+    wide = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True)
+    assert max(len(line) for line in wide.stdout.splitlines()) == 120
+    narrow = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env={**env, "COLUMNS": "90"}, check=True
+    )
+    assert max(len(line) for line in narrow.stdout.splitlines()) == 90
+
+
 def test_many_resets_capped() -> None:
     out = render(many_resets(500))
     assert f"{500 - RESET_ROWS_MAX} more resets" in out

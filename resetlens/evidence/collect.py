@@ -19,7 +19,6 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import threading
 import time
@@ -30,7 +29,6 @@ from typing import Annotated
 import typer
 
 from resetlens.errors import ResetlensError
-from resetlens.evidence.snapshots import SYSCTLS
 
 # Snapshot name -> command (run as is; a missing tool or an error becomes a note).
 SNAPSHOT_COMMANDS: dict[str, list[str]] = {
@@ -109,6 +107,8 @@ def take_snapshot(directory: str, when: str, notes: list[str]) -> list[str]:
         with open(os.path.join(directory, f"{name}-{when}.txt"), "w") as f:
             f.write(out)
         written.append(name)
+    from resetlens.evidence.snapshots import SYSCTLS  # here: the CLI imports this module to mount a command
+
     lines = []
     for key in SYSCTLS:
         value = _read("/proc/sys/" + key.replace(".", "/"))
@@ -256,6 +256,8 @@ def collect(
     if os.path.isdir(out) and os.listdir(out):
         raise ResetlensError("the bundle directory is not empty", path=out)
     ifaces = ifaces or ["any"]
+    import socket  # here: the CLI imports this module to mount a command
+
     host = host or socket.gethostname() or "host"
     safe_host = re.sub(r"[^A-Za-z0-9_.-]", "_", host)
     res = CollectResult(out=out, host=host)

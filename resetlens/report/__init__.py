@@ -61,11 +61,9 @@ def report_command(
         sys.stderr.write(f"resetlens: {exc}\n")
         raise typer.Exit(2) from None
     if html is None and md is None:
-        from rich.console import Console
-
         from resetlens.report.terminal import print_summary
 
-        print_summary(result, Console(highlight=False))
+        print_summary(result)
 
 
 def __getattr__(name: str) -> object:

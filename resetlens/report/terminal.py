@@ -8,6 +8,9 @@ the terminal.
 
 from __future__ import annotations
 
+import os
+import sys
+
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
@@ -21,6 +24,8 @@ RESET_ROWS_MAX = 40
 WARNINGS_MAX = 3
 # Characters of one warning shown.
 WARNING_CHARS = 120
+# Columns of the summary when stdout is not a terminal and COLUMNS is not set.
+PIPED_WIDTH = 120
 
 
 # C0 controls, DEL and C1 controls: terminal escape sequences in hostile text are shown, not obeyed.
@@ -37,9 +42,16 @@ def _role(role: str) -> Text:
     return Text(role.translate(_CONTROLS), style=view.ROLE_COLOURS.get(role, ""))
 
 
+def summary_console() -> Console:
+    """A console for the summary on stdout. Piped into a file or a CI log (no terminal, no COLUMNS), rich
+    would lay it out for 80 columns and squeeze the resets table; such text is read in wide viewers."""
+    piped = not sys.stdout.isatty() and not os.environ.get("COLUMNS")
+    return Console(highlight=False, width=PIPED_WIDTH if piped else None)
+
+
 def print_summary(analysis: Analysis, console: Console | None = None) -> None:
     """Print the human summary of an analysis."""
-    console = console or Console(highlight=False)
+    console = console or summary_console()
     groups = view.incidents(analysis)
     title = analysis.title or analysis.bundle or "TCP reset analysis"
     console.rule(Text.assemble(("resetlens", "bold"), ": ", _e(title)))
@@ -72,8 +84,11 @@ def print_summary(analysis: Analysis, console: Console | None = None) -> None:
         resets = Table(title="Resets", title_justify="left")
         resets.add_column("id", no_wrap=True)
         resets.add_column("time (UTC)", no_wrap=True)
-        resets.add_column("reset as written", no_wrap=True)  # two lines: writer, then receiver
-        resets.add_column("seen at", overflow="fold")  # long vantage names fold rather than vanish
+        # Long IPv6 tuples fold; sender and cause keep a readable width on an 80-column terminal.
+        resets.add_column("reset as written", overflow="fold")  # writer, then receiver
+        several = len(analysis.captures) > 1  # with one capture, "seen at" would name it on every row
+        if several:
+            resets.add_column("seen at", overflow="fold")  # long vantage names fold rather than vanish
         resets.add_column("sender")
         resets.add_column("cause")
         resets.add_column("conf.", justify="right", no_wrap=True)
@@ -88,7 +103,7 @@ def print_summary(analysis: Analysis, console: Console | None = None) -> None:
                 _e(r.id),
                 view.fmt_ts(r.ts, date=False),
                 _e(view.endpoint(r.src, r.sport)) + Text("\n-> ") + _e(view.endpoint(r.dst, r.dport)),
-                _e(seen),
+                *([_e(seen)] if several else []),
                 sender,
                 _e(view.cause_title(r.cause)),
                 f"{r.confidence:.0%}",
