@@ -461,9 +461,11 @@ def gather_flows(analysis: Analysis, reads: list[VantageRead]) -> tuple[dict, di
 def attach_logs(bundle: Bundle, analysis: Analysis, case: Case) -> None:
     """Parse every log of the bundle and tie its lines (and host-snapshot facts) to the resets, before
     the verdicts, which read them."""
-    from resetlens.evidence.snapshots import load_snapshots
+    snapshots: dict[str, Any] = {}  # host -> HostSnapshots
+    if bundle.root is not None:  # captures given one by one come without host snapshots
+        from resetlens.evidence.snapshots import load_snapshots  # ~10 ms of imports: only for a bundle
 
-    snapshots = load_snapshots(str(bundle.root)) if bundle.root is not None else {}
+        snapshots = load_snapshots(str(bundle.root))
     if not bundle.logs and not snapshots:
         return
     from resetlens.evidence import parse_log  # the parsers load only when there are logs (~10 ms)

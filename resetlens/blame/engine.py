@@ -25,7 +25,6 @@ import numpy as np
 from resetlens.blame import catalog as cat
 from resetlens.blame.story import IDLE_GAP, TLS_HANDSHAKE_HEAD, Story, is_tls_record, round_timeout, tell
 from resetlens.capture.table import DIR_IN, DIR_OUT, addr_to_halves
-from resetlens.evidence.snapshots import rule_matches_port
 from resetlens.model import Analysis, Evidence, Host, Incident, Reset, Sender, Sighting
 from resetlens.vantage.roles import HostMap, sender_role
 
@@ -848,6 +847,8 @@ RULE_PORTS = re.compile(r"\b[sd]port\s+(?!!=)(\{[^}]*\}|\d+(?:-\d+)?)")
 
 def _rule_fits(rule: dict[str, Any], *ports: int) -> bool:
     """A rule that names ports (source or destination) fits a connection only if it names one of its ports."""
+    from resetlens.evidence.snapshots import rule_matches_port  # rulesets come with host snapshots only
+
     if not (rule_matches_port(rule, ports[0]) or rule_matches_port(rule, ports[1])):
         return False
     named: list[tuple[int, int]] = []
