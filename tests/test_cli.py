@@ -257,3 +257,26 @@ def test_json_written_beside_the_summary_is_the_same_and_a_failure_is_still_one_
     assert "Traceback" not in bad.stderr and len(bad.stderr.strip().splitlines()) == 1
     assert str(blocker) in bad.stderr and "cannot write" in bad.stderr
     assert not list(tmp_path.glob("**/.*.tmp"))
+
+
+def test_analyze_of_captures_loads_no_log_or_snapshot_parsers(tmp_path: Path) -> None:
+    """Start-up cost: `analyze --capture` with no logs and no bundle folder never imports the log parsers,
+    the host-snapshot parsers or pydantic (typer 0.29 builds a validator per option at every start)."""
+    capture = ROOT / "fixtures" / "lab" / "client_abort" / "captures"
+    pcap = sorted(capture.iterdir())[0]
+    code = (
+        "import sys\n"
+        "from resetlens import cli\n"
+        f"sys.argv = ['resetlens', 'analyze', '--capture', 'c={pcap}', '--json', '{tmp_path / 'out.json'}', '-q']\n"
+        "try:\n    cli.app()\nexcept SystemExit as exc:\n    assert not exc.code, exc.code\n"
+        "print(' '.join(sorted(sys.modules)))\n"
+    )
+    run = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120
+    )
+    loaded = set(run.stdout.split())
+    assert "resetlens.pipeline" in loaded and "resetlens.blame.engine" in loaded  # the analysis did run
+    assert json.loads((tmp_path / "out.json").read_text())["resets"]
+    for lazy in ("resetlens.evidence.snapshots", "resetlens.evidence.correlate", "resetlens.evidence.nginx",
+                 "pydantic"):  # fmt: skip
+        assert lazy not in loaded, lazy
