@@ -30,7 +30,9 @@ class HostMap:
     by_vantage: dict[str, Host | None] = field(default_factory=dict)
 
     def host_of(self, address: str) -> Host | None:
-        return self.by_address.get(_norm(address))
+        # Keys are canonical texts, and a packet's address text is one already: parse only on a miss.
+        host = self.by_address.get(address)
+        return host if host is not None else self.by_address.get(_norm(address))
 
     def role_of(self, address: str) -> str:
         h = self.host_of(address)
