@@ -428,7 +428,7 @@ static PyObject *tell(PyObject *self, PyObject *const *args, Py_ssize_t nargs, P
         PyBuffer_Release(&view);
         return call_fallback(args, nargs, kwnames);
     }
-    Rows rows = {(const char *)view.buf, view.strides[0]};
+    Rows rows = {(const char *)view.buf, view.strides ? view.strides[0] : row_size};
     Py_ssize_t n = view.shape[0];
     if (n == 0 || frame_fit == 1) { /* empty, or a frame number no row can hold */
         result = Py_None;

@@ -334,6 +334,8 @@ C_FIELDS = (
 
 def _configure_c() -> None:
     """Hand the C story the table layout, the Story class and this module's constants."""
+    if hasattr(Story, "__post_init__"):  # the C story sets the fields itself: __init__ never runs
+        raise TypeError("the C story cannot make a Story with __post_init__: update _cstory.c")
     layout: list[int] = []
     for name in C_FIELDS:
         dtype, offset = PACKET_DTYPE.fields[name][:2]
