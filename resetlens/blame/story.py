@@ -2,16 +2,26 @@
 
 Computed from the packets of the reset's connection as captured at one vantage (a flow table in
 frame order). Every field is a plain fact the rules in `engine.py` reason over, documented here.
+
+`tell_python` is the readable reference; `_cstory.c` restates it in C (tests/test_blame_cstory.py checks
+both give identical stories). `tell` is the compiled one unless the extension was not built or
+RESETLENS_PURE_PYTHON is set (`AVAILABLE`).
 """
 
 from __future__ import annotations
 
+import os
 from bisect import bisect_left
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 
 import numpy as np
 
-from resetlens.capture.table import ACK, FIN, OPT_TS, RST, SYN
+from resetlens.capture.table import ACK, FIN, OPT_TS, PACKET_DTYPE, RST, SYN
+
+try:
+    from resetlens.blame import _cstory  # type: ignore[attr-defined]
+except ImportError:  # not built: tell_python is used
+    _cstory = None
 
 # A segment the RST answers arrived at most this long before it (kernel replies take microseconds;
 # at a vantage far from the sender add the path's round trip).
@@ -24,6 +34,10 @@ TLS_HANDSHAKE_HEAD = 0x1603
 HTTP_HEADS = {
     int.from_bytes(m, "big") for m in (b"GET ", b"POST", b"PUT ", b"HEAD", b"DELE", b"OPTI", b"PATC")
 }
+# Frames kept in each of a story's "after the RST" lists.
+AFTER_CAP = 20
+# RSTs from one sender at most this many seconds apart belong to one burst.
+BURST_WINDOW = 1.0
 
 
 @dataclass
@@ -129,7 +143,7 @@ def _columns(flow: np.ndarray) -> _Columns:
     return got
 
 
-def tell(
+def tell_python(
     flow: np.ndarray, rst_frame: int, src_lo: int | None = None, sport: int | None = None
 ) -> Story | None:
     """The story of the RST with `rst_frame` in `flow` (packets of one connection, frame order).
@@ -269,7 +283,9 @@ def tell(
             p_after.append(c.frame[i])
             if pl[i] > 0 and not f & RST:
                 p_data_after.append(c.frame[i])
-    burst = [i for i in c.rst_rows if slo[i] == s_lo and spt[i] == s_port and abs(ts[i] - rst_ts) <= 1.0]
+    burst = [
+        i for i in c.rst_rows if slo[i] == s_lo and spt[i] == s_port and abs(ts[i] - rst_ts) <= BURST_WINDOW
+    ]
     seq_changes = len({c.seq[i] for i in burst}) > 1 if len(burst) > 1 else False
 
     return Story(
@@ -299,12 +315,47 @@ def tell(
         sender_ttl_baseline=ttl_base,
         sender_ipid_prev=ipid_prev,
         sender_used_ts=used_ts,
-        sender_after=s_after[:20],
-        sender_data_after=s_data_after[:20],
-        peer_after=p_after[:20],
-        peer_data_after=p_data_after[:20],
+        sender_after=s_after[:AFTER_CAP],
+        sender_data_after=s_data_after[:AFTER_CAP],
+        peer_after=p_after[:AFTER_CAP],
+        peer_data_after=p_data_after[:AFTER_CAP],
         rst_burst=len(burst),
         burst_seq_changes=bool(seq_changes),
         rst_ts=rst_ts,
         packets=n,
     )
+
+
+# Packet-table fields the C story reads, in the order of its layout tuple (offset, size per field).
+C_FIELDS = (
+    "frame", "ts", "src_lo", "sport", "flags", "payload_len", "head", "ttl", "ip_id", "opts", "seq", "ack",
+)  # fmt: skip
+
+
+def _configure_c() -> None:
+    """Hand the C story the table layout, the Story class and this module's constants."""
+    if hasattr(Story, "__post_init__"):  # the C story sets the fields itself: __init__ never runs
+        raise TypeError("the C story cannot make a Story with __post_init__: update _cstory.c")
+    layout: list[int] = []
+    for name in C_FIELDS:
+        dtype, offset = PACKET_DTYPE.fields[name][:2]
+        layout += [offset, dtype.itemsize]
+    _cstory.configure(
+        tuple(layout),
+        PACKET_DTYPE.itemsize,
+        PACKET_DTYPE,
+        Story,
+        tuple(f.name for f in fields(Story)),
+        REPLY_WINDOW,
+        TLS_HANDSHAKE_HEAD,
+        tuple(sorted(HTTP_HEADS)),
+        AFTER_CAP,
+        BURST_WINDOW,
+        tell_python,  # anything the C story does not take (another dtype, a numpy integer) goes here
+    )
+
+
+if _cstory is not None:
+    _configure_c()
+AVAILABLE = _cstory is not None and not os.environ.get("RESETLENS_PURE_PYTHON")
+tell = _cstory.tell if AVAILABLE else tell_python
