@@ -31,7 +31,7 @@ from typing import Any
 import numpy as np
 
 from resetlens.tcp.conntable import ConnectionTable
-from resetlens.tcp.resets import ResetRecord, build_record, decode_payload, flow_columns
+from resetlens.tcp.resets import ResetRecord, build_records, decode_payload
 from resetlens.tcp.tracker import (
     AFTER_RST_PKTS,
     ANCHOR_DATA_PKTS,
@@ -52,8 +52,13 @@ class VantageResult:
     packets: int = 0  # TCP segments analysed
 
 
-def analyze_vantage(chunks: Iterable[Any], vantage: str, compiled: bool | None = None) -> VantageResult:
-    """Analyse one capture's PacketChunks (anything with `.table` and `.segments`), in capture order."""
+def analyze_vantage(
+    chunks: Iterable[Any], vantage: str, compiled: bool | None = None, records: bool | None = None
+) -> VantageResult:
+    """Analyse one capture's PacketChunks (anything with `.table` and `.segments`), in capture order.
+    `compiled` picks the connection engine, `records` the RST record builder (None: as `compiled`)."""
+    if records is None:
+        records = compiled
     tracker = VantageTracker(vantage, compiled=compiled)
     segments: dict[int, bytes] = {}
     # The tracker makes many small acyclic objects: the cyclic GC would rescan them all for nothing.
@@ -68,18 +73,7 @@ def analyze_vantage(chunks: Iterable[Any], vantage: str, compiled: bool | None =
     finally:
         if gc_was_enabled:
             gc.enable()
-    resets = []
-    cols_of: dict[str, dict[str, list]] = {}
-    for snap in out.snapshots:
-        uid = tracker.uid(snap.conn_idx)
-        flow = out.flows.get(uid)
-        cols = None
-        if flow is not None and len(flow):
-            cols = cols_of.get(uid)
-            if cols is None:
-                cols = cols_of[uid] = flow_columns(flow)
-        frame = int(snap.row["frame"])
-        resets.append(build_record(vantage, snap, uid, flow, segments.get(frame), cols))
+    resets = build_records(vantage, out.snapshots, out.flows, segments, tracker.uid, records)
     return VantageResult(
         vantage=vantage,
         connections=out.connections,
