@@ -106,6 +106,7 @@ typedef struct {
     PyObject *snap_names[N_SNAP];
     PyObject *text[N_TEXT];
     PyObject *dict_name;        /* "__dict__" */
+    PyObject *template;         /* {field: None} in field order: copied per record (one memcpy) */
     PyObject *empty;            /* () for tp_new */
 } Builder;
 
@@ -146,6 +147,7 @@ static void Builder_clear_refs(Builder *self) {
     for (int i = 0; i < N_SNAP; i++) Py_CLEAR(self->snap_names[i]);
     for (int i = 0; i < N_TEXT; i++) Py_CLEAR(self->text[i]);
     Py_CLEAR(self->dict_name);
+    Py_CLEAR(self->template);
     Py_CLEAR(self->empty);
 }
 
@@ -227,6 +229,10 @@ static int Builder_init(Builder *self, PyObject *args, PyObject *kwds) {
         if (!(self->text[i] = PyUnicode_InternFromString(TEXTS[i]))) return -1;
     if (!(self->dict_name = PyUnicode_InternFromString("__dict__"))) return -1;
     if (!(self->empty = PyTuple_New(0))) return -1;
+    /* grown key by key, as the dataclass __init__ grows an instance's dict (same size, str-only keys) */
+    if (!(self->template = PyDict_New())) return -1;
+    for (int i = 0; i < N_REC; i++)
+        if (PyDict_SetItem(self->template, self->rec_names[i], Py_None) < 0) return -1;
     return 0;
 }
 
@@ -327,14 +333,29 @@ static int preceded_by(PyObject *history) {
     return fin ? T_FIN : data_ ? T_DATA : hand ? T_HANDSHAKE : syn ? T_SYN : any ? T_OTHER : T_NOTHING;
 }
 
-/* Append a frame number to a list capped at AFTER_LIST_MAX. */
-static int add_frame(PyObject *list, uint64_t frame) {
-    if (PyList_GET_SIZE(list) >= AFTER_LIST_MAX) return 0;
-    PyObject *v = PyLong_FromUnsignedLongLong(frame);
-    if (!v) return -1;
-    int r = PyList_Append(list, v);
-    Py_DECREF(v);
-    return r;
+/* The first AFTER_LIST_MAX frames of one "after" category. */
+typedef struct {
+    uint64_t frame[AFTER_LIST_MAX];
+    int n;
+} frames_t;
+
+static inline void add_frame(frames_t *list, uint64_t frame) {
+    if (list->n < AFTER_LIST_MAX) list->frame[list->n++] = frame;
+}
+
+/* The frames as a list of exactly their size (as resets._context's slice makes it). */
+static PyObject *frame_list(const frames_t *list) {
+    PyObject *out = PyList_New(list->n);
+    if (!out) return NULL;
+    for (int i = 0; i < list->n; i++) {
+        PyObject *v = PyLong_FromUnsignedLongLong(list->frame[i]);
+        if (!v) {
+            Py_DECREF(out);
+            return NULL;
+        }
+        PyList_SET_ITEM(out, i, v);
+    }
+    return out;
 }
 
 /* resets._context: the RST's place in its flow (rows at base, n of them, `stride` bytes apart). v holds
@@ -435,13 +456,16 @@ static int context(Builder *b, PyObject **v, const char *base, Py_ssize_t n, Py_
 
     if (end >= n) return 0;
     int seq_changes = 0, ack_changes = 0;
+    enum { DATA_AFTER, ACK_AFTER, SENT_AFTER, RECV_AFTER, MORE, N_AFTER };
+    frames_t after[N_AFTER];
+    for (int i = 0; i < N_AFTER; i++) after[i].n = 0;
     for (Py_ssize_t k = end; k < n; k++) {
         const char *r = ROW(k);
         const uint16_t f = rd2(r + off[C_FLAGS]);
         const uint64_t fr = rd8(r + off[C_FRAME]);
         const int from_sender = FROM_ME(r);
         if (f & RST_F) {
-            if (add_frame(v[R_MORE_RSTS], fr) < 0) return -1;
+            add_frame(&after[MORE], fr);
             if (from_sender) {
                 seq_changes |= rd4(r + off[C_SEQ]) != rst_seq;
                 if (has_ack && (f & ACK_F)) ack_changes |= rd4(r + off[C_ACK]) != rst_ack;
@@ -449,15 +473,18 @@ static int context(Builder *b, PyObject **v, const char *base, Py_ssize_t n, Py_
         }
         if (from_sender) {
             if (!(f & RST_F)) {
-                if (add_frame(v[R_SENDER_AFTER], fr) < 0) return -1;
-                if (rd4(r + off[C_PAYLOAD_LEN]) > 0) {
-                    if (add_frame(v[R_SENDER_DATA_AFTER], fr) < 0) return -1;
-                } else if ((f & ACK_F) && !(f & (SYN_F | FIN_F))) {
-                    if (add_frame(v[R_SENDER_ACK_AFTER], fr) < 0) return -1;
-                }
+                add_frame(&after[SENT_AFTER], fr);
+                if (rd4(r + off[C_PAYLOAD_LEN]) > 0) add_frame(&after[DATA_AFTER], fr);
+                else if ((f & ACK_F) && !(f & (SYN_F | FIN_F))) add_frame(&after[ACK_AFTER], fr);
             }
-        } else if (add_frame(v[R_RECEIVER_AFTER], fr) < 0)
-            return -1;
+        } else
+            add_frame(&after[RECV_AFTER], fr);
+    }
+    static const int FIELD_OF[N_AFTER] = {R_SENDER_DATA_AFTER, R_SENDER_ACK_AFTER, R_SENDER_AFTER,
+                                          R_RECEIVER_AFTER, R_MORE_RSTS};
+    for (int i = 0; i < N_AFTER; i++) {
+        Py_SETREF(v[FIELD_OF[i]], frame_list(&after[i]));
+        if (!v[FIELD_OF[i]]) return -1;
     }
     const char *e = ROW(end);
     if (!FROM_ME(e) && !seq_exact) {
@@ -671,7 +698,7 @@ static int make_record(Builder *b, PyObject *vantage, PyObject *snap, PyObject *
     }
 
     /* the record: cls.__new__(cls) with its __dict__ in field order */
-    PyObject *d = _PyDict_NewPresized(N_REC);
+    PyObject *d = PyDict_Copy(b->template);
     if (!d) goto done;
     for (int i = 0; i < N_REC; i++) {
         if (PyDict_SetItem(d, b->rec_names[i], v[i]) < 0) {

@@ -549,12 +549,17 @@ def build_records(
 
 @cache
 def _builder() -> Any:
-    """The C builder, with the text tables it indexes by raw value (flag letters depend on flags & 0xFF)."""
+    return _crecord.Builder(*_builder_args())
+
+
+def _builder_args() -> tuple:
+    """The C builder's arguments: the record class and its fields, where RECORD_FIELDS sit in a row, the
+    text tables it indexes by raw value (flag letters depend on flags & 0xFF only) and its callbacks."""
     layout: list[int] = []
     for name in RECORD_FIELDS:
         field_type, offset = PACKET_DTYPE.fields[name][:2]
         layout += [offset, field_type.itemsize]
-    return _crecord.Builder(
+    return (
         ResetRecord,
         _FIELD_NAMES,
         tuple(layout),
