@@ -18,7 +18,9 @@ and returns a `VantageResult`:
 Two engines give identical results (tests/test_tcp_fast.py): the readable reference in `conn.py`
 (pure Python, ~60-150 k packets/s) and its C twin `_czeek.c` driven by `fast.py` (millions of packets/s,
 built by setup.py when a C compiler exists). `compiled=None` uses the C engine whenever it was built, for
-captures of every size; RESETLENS_PURE_PYTHON=1 forces the reference engine.
+captures of every size; RESETLENS_PURE_PYTHON=1 forces the reference engine. The RST records likewise:
+`resets.build_record` is the reference, `_crecord.c` its C twin (tests/test_tcp_crecord.py), picked by
+`records` (None: as `compiled`).
 """
 
 from __future__ import annotations

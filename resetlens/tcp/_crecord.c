@@ -387,9 +387,10 @@ static int context(Builder *b, PyObject **v, const char *base, Py_ssize_t n, Py_
         const char *r = ROW(k);
         PyObject *d = PyDict_New(), *fr = d ? PyLong_FromUnsignedLongLong(rd8(r + off[C_FRAME])) : NULL;
         PyObject *len = fr ? PyLong_FromUnsignedLong(rd4(r + off[C_PAYLOAD_LEN])) : NULL;
+        PyObject *letters = PyTuple_GET_ITEM(b->flag_text, rd2(r + off[C_FLAGS]) & 0xFF);
         int bad = !len || PyDict_SetItem(d, b->text[T_K_FRAME], fr) < 0 ||
                   PyDict_SetItem(d, b->text[T_K_FROM], b->text[FROM_ME(r) ? T_SENDER : T_RECEIVER]) < 0 ||
-                  PyDict_SetItem(d, b->text[T_K_FLAGS], PyTuple_GET_ITEM(b->flag_text, rd2(r + off[C_FLAGS]) & 0xFF)) < 0 ||
+                  PyDict_SetItem(d, b->text[T_K_FLAGS], letters) < 0 ||
                   PyDict_SetItem(d, b->text[T_K_LEN], len) < 0 || PyList_Append(v[R_LAST_PACKETS], d) < 0;
         Py_XDECREF(fr);
         Py_XDECREF(len);

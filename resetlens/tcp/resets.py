@@ -2,6 +2,8 @@
 
 Built from the tracker's state snapshot taken just before the RST (what the receiver expected) and from
 the connection's retained packets (the sender's earlier packets as a baseline, and what followed).
+`build_record` is the readable reference; `_crecord.c` restates it in C (`build_records` uses it when
+built, unless RESETLENS_PURE_PYTHON is set) and tests/test_tcp_crecord.py checks both give equal records.
 """
 
 from __future__ import annotations
