@@ -421,9 +421,9 @@ def _byte_table(data: bytes, hosts: int, finite: bool) -> np.ndarray:
     for col in ("sport", "dport"):
         t[col] = (t[col] % 3) + 79
     t["flags"] = np.where(t["window"] % 4 == 0, t["flags"], t["flags"] & np.uint16(0xFFFF ^ RST))
-    if finite:
+    if finite:  # else any frame numbers too (2^64 - 1, out of order)
         t["ts"] = 1000.0 + np.cumsum((t["seq"] % 7).astype(np.float64) * 0.7)
-    t["frame"] = np.arange(1, len(t) + 1) + (t["frame"] % 2)  # mostly ordered, with repeats
+        t["frame"] = np.arange(1, len(t) + 1) + (t["frame"] % 2)  # mostly ordered, with repeats
     t["ipver"] = np.where(t["ipver"] % 3 == 0, 6, np.where(t["ipver"] % 3 == 1, 4, t["ipver"]))
     return t
 
