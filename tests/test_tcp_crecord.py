@@ -123,6 +123,18 @@ def test_builder_refuses_a_record_class_of_other_fields() -> None:
         resets._crecord.Builder(*args)
 
 
+def test_builder_refuses_a_record_class_with_post_init() -> None:
+    @dataclasses.dataclass
+    class Checked(ResetRecord):
+        def __post_init__(self) -> None:
+            self.frame = int(self.frame)
+
+    args = list(resets._builder_args())
+    args[0] = Checked
+    with pytest.raises(ValueError, match="__post_init__"):
+        resets._crecord.Builder(*args)
+
+
 def test_pure_python_switch_turns_the_builder_off() -> None:
     code = "from resetlens.tcp import resets; print(resets.AVAILABLE)"
     env = dict(os.environ, RESETLENS_PURE_PYTHON="1")

@@ -179,6 +179,11 @@ static int Builder_init(Builder *self, PyObject *args, PyObject *kwds) {
         PyErr_SetString(PyExc_TypeError, "cls must be a class");
         return -1;
     }
+    /* records are made without calling __init__: a class with a __post_init__ would miss it */
+    if (PyObject_HasAttrString(cls, "__post_init__")) {
+        PyErr_SetString(PyExc_ValueError, "cls has a __post_init__, which _crecord.c would never run");
+        return -1;
+    }
     if (tuple_of_len(field_names, N_REC, "field_names") < 0) return -1;
     for (int i = 0; i < N_REC; i++) {
         PyObject *name = PyTuple_GET_ITEM(field_names, i);
