@@ -18,7 +18,9 @@ and returns a `VantageResult`:
 Two engines give identical results (tests/test_tcp_fast.py): the readable reference in `conn.py`
 (pure Python, ~60-150 k packets/s) and its C twin `_czeek.c` driven by `fast.py` (millions of packets/s,
 built by setup.py when a C compiler exists). `compiled=None` uses the C engine whenever it was built, for
-captures of every size; RESETLENS_PURE_PYTHON=1 forces the reference engine.
+captures of every size; RESETLENS_PURE_PYTHON=1 forces the reference engine. The RST records likewise:
+`resets.build_record` is the reference, `_crecord.c` its C twin (tests/test_tcp_crecord.py), picked by
+`records` (None: as `compiled`).
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ from typing import Any
 import numpy as np
 
 from resetlens.tcp.conntable import ConnectionTable
-from resetlens.tcp.resets import ResetRecord, build_record, decode_payload, flow_columns
+from resetlens.tcp.resets import ResetRecord, build_records, decode_payload
 from resetlens.tcp.tracker import (
     AFTER_RST_PKTS,
     ANCHOR_DATA_PKTS,
@@ -52,8 +54,13 @@ class VantageResult:
     packets: int = 0  # TCP segments analysed
 
 
-def analyze_vantage(chunks: Iterable[Any], vantage: str, compiled: bool | None = None) -> VantageResult:
-    """Analyse one capture's PacketChunks (anything with `.table` and `.segments`), in capture order."""
+def analyze_vantage(
+    chunks: Iterable[Any], vantage: str, compiled: bool | None = None, records: bool | None = None
+) -> VantageResult:
+    """Analyse one capture's PacketChunks (anything with `.table` and `.segments`), in capture order.
+    `compiled` picks the connection engine, `records` the RST record builder (None: as `compiled`)."""
+    if records is None:
+        records = compiled
     tracker = VantageTracker(vantage, compiled=compiled)
     segments: dict[int, bytes] = {}
     # The tracker makes many small acyclic objects: the cyclic GC would rescan them all for nothing.
@@ -68,18 +75,7 @@ def analyze_vantage(chunks: Iterable[Any], vantage: str, compiled: bool | None =
     finally:
         if gc_was_enabled:
             gc.enable()
-    resets = []
-    cols_of: dict[str, dict[str, list]] = {}
-    for snap in out.snapshots:
-        uid = tracker.uid(snap.conn_idx)
-        flow = out.flows.get(uid)
-        cols = None
-        if flow is not None and len(flow):
-            cols = cols_of.get(uid)
-            if cols is None:
-                cols = cols_of[uid] = flow_columns(flow)
-        frame = int(snap.row["frame"])
-        resets.append(build_record(vantage, snap, uid, flow, segments.get(frame), cols))
+    resets = build_records(vantage, out.snapshots, out.flows, segments, tracker.uid, records)
     return VantageResult(
         vantage=vantage,
         connections=out.connections,

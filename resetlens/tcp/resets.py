@@ -2,12 +2,16 @@
 
 Built from the tracker's state snapshot taken just before the RST (what the receiver expected) and from
 the connection's retained packets (the sender's earlier packets as a baseline, and what followed).
+`build_record` is the readable reference; `_crecord.c` restates it in C (`build_records` uses it when
+built, unless RESETLENS_PURE_PYTHON is set) and tests/test_tcp_crecord.py checks both give equal records.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import os
 from bisect import bisect_left
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cache, lru_cache
 from operator import itemgetter
@@ -29,6 +33,7 @@ from resetlens.capture.table import (
     OPT_TRUNCATED,
     OPT_TS,
     OPT_WSCALE,
+    PACKET_DTYPE,
     RESERVED,
     RST,
     SYN,
@@ -38,6 +43,11 @@ from resetlens.capture.table import (
 from resetlens.tcp.conn import seq_delta
 from resetlens.tcp.tracker import RstSnapshot
 from resetlens.tcp.zeek import STATE_NAMES, TOO_LARGE_SEQ_DELTA
+
+try:
+    from resetlens.tcp import _crecord  # type: ignore[attr-defined]
+except ImportError:  # not built: build_record makes every record
+    _crecord = None
 
 # draft-ietf-tcpm-rst-diagnostic-payload: 0x33AA | reason code (16) | PEN (32), optional vendor data.
 DIAG_MAGIC = 0x33AA  # first two payload bytes of a diagnostic RST
@@ -262,6 +272,12 @@ def decode_payload(payload: bytes) -> tuple[dict[str, Any] | None, str | None]:
     return None, None
 
 
+def segment_payload(segment: bytes, captured: int) -> tuple[dict[str, Any] | None, str | None]:
+    """decode_payload of the `captured` payload bytes after the TCP header of a raw segment."""
+    hlen = (segment[12] >> 4) * 4 if len(segment) > 12 else 20
+    return decode_payload(bytes(segment[hlen : hlen + captured]))
+
+
 def _u16_delta(a: int, b: int) -> int:
     return ((a - b + 0x8000) & 0xFFFF) - 0x8000
 
@@ -328,8 +344,7 @@ def build_record(
     if snap.prev_ts is not None:
         rec.idle_before = max(0.0, rec.ts - snap.prev_ts)
     if segment is not None and rec.payload_captured:
-        hlen = (segment[12] >> 4) * 4 if len(segment) > 12 else 20
-        rec.diagnostic, rec.cause_text = decode_payload(bytes(segment[hlen : hlen + rec.payload_captured]))
+        rec.diagnostic, rec.cause_text = segment_payload(segment, rec.payload_captured)
     if cols is None and flow is not None and len(flow):
         cols = flow_columns(flow)
     if cols is not None:
@@ -490,3 +505,71 @@ def _context(rec: ResetRecord, me: tuple[int, int, int], cols: dict[str, list]) 
         if rec.ack is not None:
             ack = cols["ack"]
             rec.rst_ack_changes = any(ack[k] != rec.ack for k in same if fl[k] & ACK)
+
+
+# The C twin of build_record (_crecord.c): off when not built or RESETLENS_PURE_PYTHON is set.
+AVAILABLE = _crecord is not None and not os.environ.get("RESETLENS_PURE_PYTHON")
+
+
+def build_records(
+    vantage: str,
+    snapshots: list[RstSnapshot],
+    flows: dict[str, np.ndarray],
+    segments: dict[int, bytes],
+    uid: Callable[[int], str],
+    compiled: bool | None = None,
+) -> list[ResetRecord]:
+    """One ResetRecord per RST snapshot, in order. `uid` names a connection index as the tracker does;
+    `compiled`: None uses the C builder when AVAILABLE, True requires it, False uses build_record only."""
+    if compiled is None:
+        compiled = AVAILABLE
+    if compiled:
+        if _crecord is None:
+            raise RuntimeError("the C record builder (resetlens.tcp._crecord) is not built")
+        records, punted = _builder().build(vantage, snapshots, flows, segments)
+        for i in punted:  # values the C twin does not restate: the reference builds them
+            snap = snapshots[i]
+            name = uid(snap.conn_idx)
+            records[i] = build_record(
+                vantage, snap, name, flows.get(name), segments.get(int(snap.row["frame"]))
+            )
+        return records
+    out = []
+    cols_of: dict[str, dict[str, list]] = {}
+    for snap in snapshots:
+        name = uid(snap.conn_idx)
+        flow = flows.get(name)
+        cols = None
+        if flow is not None and len(flow):
+            cols = cols_of.get(name)
+            if cols is None:
+                cols = cols_of[name] = flow_columns(flow)
+        frame = int(snap.row["frame"])
+        out.append(build_record(vantage, snap, name, flow, segments.get(frame), cols))
+    return out
+
+
+@cache
+def _builder() -> Any:
+    return _crecord.Builder(*_builder_args())
+
+
+def _builder_args() -> tuple:
+    """The C builder's arguments: the record class and its fields, where RECORD_FIELDS sit in a row, the
+    text tables it indexes by raw value (flag letters depend on flags & 0xFF only) and its callbacks."""
+    layout: list[int] = []
+    for name in RECORD_FIELDS:
+        field_type, offset = PACKET_DTYPE.fields[name][:2]
+        layout += [offset, field_type.itemsize]
+    return (
+        ResetRecord,
+        _FIELD_NAMES,
+        tuple(layout),
+        PACKET_DTYPE.itemsize,
+        tuple(_flag_text(f) for f in range(256)),
+        tuple(_option_names(bits) for bits in range(256)),
+        tuple(CSUM_NAMES.get(c, "unchecked") for c in range(256)),
+        tuple(STATE_NAMES),
+        halves_to_addr,
+        segment_payload,
+    )
