@@ -19,6 +19,9 @@
  * Rows are separated by ",\n  "; no leading indent or trailing separator. Non-finite floats are the
  * caller's business (it checks first): they would come out as Python's repr, which JSON does not allow.
  * A str that UTF-8 cannot carry (a lone surrogate) raises UnicodeError before anything is written.
+ *
+ * ladders(...) formats the packet rows of ladder diagrams the same way, as orjson's indented text (see
+ * the comment above it).
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -544,6 +547,307 @@ done:
     return result;
 }
 
+/* ---- ladder diagram rows (resetlens.capture.ladder.Ladder) as orjson's OPT_INDENT_2 text ----
+ *
+ * ladders(items, offsets, record_size, flag_texts, indent) -> tuple, one bytes or None per item
+ *   items:       tuple of (rows, offset, names): rows a one-dimensional buffer of packet-table records
+ *                (any stride), offset the float added to each ts, names a dict {(hi, lo): str} of address
+ *                texts (or None)
+ *   offsets:     tuple of L_FIELDS byte offsets of the fields below within a record
+ *   record_size: bytes per record (the rows' itemsize must be this)
+ *   flag_texts:  tuple of 256 str, the flag letters of each value of the flags' low 8 bits
+ *   indent:      spaces before the line of the "ladder" key (where the closing bracket goes)
+ * Each bytes is exactly what orjson.dumps(ladder.tolist(), option=OPT_INDENT_2) gives at that depth. None
+ * where this cannot promise that: an address missing from names, a ts that is not finite or outside
+ * 1e-4 <= |ts| < 1e16 (there orjson's float text differs from repr's), or a str UTF-8 cannot carry.
+ * The formatting runs without the GIL (the texts and buffers are held until it is done). */
+
+/* Fields of a record read by `ladders`, in the order of their offsets. */
+enum { L_FRAME, L_TS, L_SRC_HI, L_SRC_LO, L_SPORT, L_DST_HI, L_DST_LO, L_DPORT, L_FLAGS, L_SEQ, L_ACK,
+       L_PAYLOAD_LEN, L_TTL, L_IP_ID, L_IPVER, L_WINDOW, L_FIELDS };
+/* Bytes of each field. */
+static const Py_ssize_t L_WIDTH[L_FIELDS] = {8, 8, 8, 8, 2, 8, 8, 2, 2, 4, 4, 4, 1, 4, 1, 2};
+
+#define L_NAMES 4       /* address texts per ladder at most (a connection has two) */
+#define L_MAX_INDENT 64 /* deeper than any field of the model */
+#define L_ROW_BYTES 512 /* a row of text is ~330 bytes at the resets' depth */
+
+typedef struct {
+    const char *rows;
+    Py_ssize_t n, stride;
+    double offset;
+    uint64_t hi[L_NAMES], lo[L_NAMES];
+    Str name[L_NAMES];
+    int n_names;
+    int ok;              /* set once its text is complete */
+    Py_ssize_t at, len;  /* where its text is in the buffer */
+} LadderJob;
+
+typedef struct {
+    LadderJob *items;
+    Py_ssize_t n;
+    Py_ssize_t off[L_FIELDS];
+    Str flags[256];
+    int indent, gil_held;
+} LadderBatch;
+
+static inline uint64_t l_uint(const char *rec, Py_ssize_t off, Py_ssize_t width) {
+    uint8_t b1; uint16_t b2; uint32_t b4; uint64_t b8;
+    switch (width) {
+    case 1: memcpy(&b1, rec + off, 1); return b1;
+    case 2: memcpy(&b2, rec + off, 2); return b2;
+    case 4: memcpy(&b4, rec + off, 4); return b4;
+    default: memcpy(&b8, rec + off, 8); return b8;
+    }
+}
+
+static int out_uint(Out *o, unsigned long long u) {
+    char tmp[24];
+    char *end = tmp + sizeof tmp, *p = end;
+    do {
+        *--p = (char)('0' + u % 10);
+        u /= 10;
+    } while (u);
+    return out_raw(o, p, end - p);
+}
+
+/* The text of one address, or NULL when names lacks it. */
+static const Str *l_name(const LadderJob *l, uint64_t hi, uint64_t lo) {
+    for (int k = 0; k < l->n_names; k++)
+        if (l->hi[k] == hi && l->lo[k] == lo) return &l->name[k];
+    return NULL;
+}
+
+/* `"key": ` on a new line at the fields' depth. */
+static int l_key(Out *o, const LadderBatch *b, const char *key, int first) {
+    if (out_reserve(o, L_MAX_INDENT + 32) < 0) return -1;
+    char *w = o->buf + o->len;
+    if (!first) *w++ = ',';
+    *w++ = '\n';
+    memset(w, ' ', (size_t)b->indent + 4);
+    w += b->indent + 4;
+    *w++ = '"';
+    size_t n = strlen(key);
+    memcpy(w, key, n);
+    w += n;
+    memcpy(w, "\": ", 3);
+    o->len = (w + 3) - o->buf;
+    return 0;
+}
+
+static int l_pad(Out *o, const char *lead, int spaces, const char *tail) {
+    if (out_raw(o, lead, (Py_ssize_t)strlen(lead)) < 0 || out_reserve(o, spaces) < 0) return -1;
+    memset(o->buf + o->len, ' ', (size_t)spaces);
+    o->len += spaces;
+    return out_raw(o, tail, (Py_ssize_t)strlen(tail));
+}
+
+#define L_U(l, rec, f) l_uint((rec), b->off[f], L_WIDTH[f])
+
+/* One ladder's text; 0 when done, 1 when it must be left to orjson (nothing kept), -1 on an Out error. */
+static int format_ladder(const LadderBatch *b, const LadderJob *l, Out *o) {
+    if (l->n == 0) return OUT_LIT(o, "[]");
+    OUT_LIT(o, "[");
+    for (Py_ssize_t i = 0; i < l->n; i++) {
+        const char *rec = l->rows + i * l->stride;
+        double ts;
+        memcpy(&ts, rec + b->off[L_TS], 8);
+        ts += l->offset; /* as Python adds them: one IEEE double addition */
+        double a = fabs(ts);
+        if (!(a >= 1e-4 && a < 1e16)) return 1;
+        const Str *src = l_name(l, L_U(l, rec, L_SRC_HI), L_U(l, rec, L_SRC_LO));
+        const Str *dst = l_name(l, L_U(l, rec, L_DST_HI), L_U(l, rec, L_DST_LO));
+        if (!src || !dst) return 1;
+        l_pad(o, i ? ",\n" : "\n", b->indent + 2, "{");
+        l_key(o, b, "frame", 1);
+        out_uint(o, L_U(l, rec, L_FRAME));
+        l_key(o, b, "ts", 0);
+        out_float(o, ts, b->gil_held);
+        l_key(o, b, "src", 0);
+        out_json_str(o, *src);
+        l_key(o, b, "sport", 0);
+        out_uint(o, L_U(l, rec, L_SPORT));
+        l_key(o, b, "dst", 0);
+        out_json_str(o, *dst);
+        l_key(o, b, "dport", 0);
+        out_uint(o, L_U(l, rec, L_DPORT));
+        l_key(o, b, "flags", 0);
+        out_json_str(o, b->flags[L_U(l, rec, L_FLAGS) & 0xFF]);
+        l_key(o, b, "seq", 0);
+        out_uint(o, L_U(l, rec, L_SEQ));
+        l_key(o, b, "ack", 0);
+        out_uint(o, L_U(l, rec, L_ACK));
+        l_key(o, b, "len", 0);
+        out_uint(o, L_U(l, rec, L_PAYLOAD_LEN));
+        l_key(o, b, "ttl", 0);
+        out_uint(o, L_U(l, rec, L_TTL));
+        l_key(o, b, "ip_id", 0);
+        if (L_U(l, rec, L_IPVER) == 4) out_uint(o, L_U(l, rec, L_IP_ID));
+        else OUT_LIT(o, "null");
+        l_key(o, b, "window", 0);
+        out_uint(o, L_U(l, rec, L_WINDOW));
+        l_pad(o, "\n", b->indent + 2, "}");
+        if (o->err) return -1;
+    }
+    return l_pad(o, "\n", b->indent, "]");
+}
+
+static void format_ladders(LadderBatch *b, Out *o) { /* may run without the GIL: touches no Python object */
+    for (Py_ssize_t k = 0; k < b->n; k++) {
+        LadderJob *l = &b->items[k];
+        if (l->ok < 0) continue; /* left to orjson */
+        l->at = o->len;
+        int rc = format_ladder(b, l, o);
+        if (rc < 0 || o->err) return;
+        if (rc > 0) {
+            o->len = l->at; /* its partial text is dropped */
+            continue;
+        }
+        l->ok = 1;
+        l->len = o->len - l->at;
+    }
+}
+
+/* An item's rows buffer, offset and address texts into l (the buffer into view, the texts' str objects
+ * into held, with new references); 1 when the item is usable, 0 when it must be left to orjson. */
+static int ladder_item(PyObject *item, Py_ssize_t record_size, LadderJob *l, Py_buffer *view, int *viewed,
+                       PyObject **held, int *n_held) {
+    if (!PyTuple_Check(item) || PyTuple_GET_SIZE(item) != 3) {
+        PyErr_SetString(PyExc_TypeError, "ladders: each item must be a (rows, offset, names) tuple");
+        return -1;
+    }
+    if (PyObject_GetBuffer(PyTuple_GET_ITEM(item, 0), view, PyBUF_STRIDED_RO) < 0) return -1;
+    *viewed = 1;
+    if (view->itemsize != record_size || view->ndim != 1) {
+        PyErr_SetString(PyExc_ValueError, "ladders: rows must be one-dimensional records of record_size bytes");
+        return -1;
+    }
+    l->rows = view->buf;
+    l->n = view->shape[0];
+    l->stride = view->strides[0];
+    l->offset = PyFloat_AsDouble(PyTuple_GET_ITEM(item, 1));
+    if (l->offset == -1.0 && PyErr_Occurred()) return -1;
+    PyObject *names = PyTuple_GET_ITEM(item, 2);
+    if (names == Py_None) return l->n == 0;
+    if (!PyDict_Check(names)) {
+        PyErr_SetString(PyExc_TypeError, "ladders: names must be a dict or None");
+        return -1;
+    }
+    if (PyDict_GET_SIZE(names) > L_NAMES) return 0;
+    PyObject *key, *text;
+    Py_ssize_t pos = 0;
+    while (PyDict_Next(names, &pos, &key, &text)) {
+        if (!PyTuple_Check(key) || PyTuple_GET_SIZE(key) != 2 || !PyUnicode_Check(text)) return 0;
+        unsigned long long hi = PyLong_AsUnsignedLongLong(PyTuple_GET_ITEM(key, 0));
+        unsigned long long lo = PyErr_Occurred() ? 0 : PyLong_AsUnsignedLongLong(PyTuple_GET_ITEM(key, 1));
+        if (PyErr_Occurred()) {
+            PyErr_Clear(); /* not two 64-bit halves */
+            return 0;
+        }
+        Py_ssize_t n;
+        const char *s = PyUnicode_AsUTF8AndSize(text, &n);
+        if (!s) {
+            PyErr_Clear(); /* a lone surrogate: orjson's path decides */
+            return 0;
+        }
+        int k = l->n_names++;
+        l->hi[k] = hi;
+        l->lo[k] = lo;
+        l->name[k].s = s;
+        l->name[k].n = n;
+        Py_INCREF(text); /* its UTF-8 stays while the formatting runs, whatever happens to the dict */
+        held[(*n_held)++] = text;
+    }
+    return 1;
+}
+
+static PyObject *ladders(PyObject *self, PyObject *args) {
+    PyObject *items, *offsets, *flag_texts;
+    Py_ssize_t record_size;
+    int indent;
+    if (!PyArg_ParseTuple(args, "O!O!nO!i", &PyTuple_Type, &items, &PyTuple_Type, &offsets, &record_size,
+                          &PyTuple_Type, &flag_texts, &indent))
+        return NULL;
+    if (PyTuple_GET_SIZE(offsets) != L_FIELDS || PyTuple_GET_SIZE(flag_texts) != 256 || indent < 0 ||
+        indent > L_MAX_INDENT) {
+        PyErr_SetString(PyExc_ValueError, "ladders: expected 16 offsets, 256 flag texts and 0 <= indent <= 64");
+        return NULL;
+    }
+    LadderBatch b;
+    memset(&b, 0, sizeof b);
+    b.indent = indent;
+    for (int f = 0; f < L_FIELDS; f++) {
+        b.off[f] = PyLong_AsSsize_t(PyTuple_GET_ITEM(offsets, f));
+        if (b.off[f] == -1 && PyErr_Occurred()) return NULL;
+        if (b.off[f] < 0 || b.off[f] + L_WIDTH[f] > record_size) {
+            PyErr_SetString(PyExc_ValueError, "ladders: a field offset outside the record");
+            return NULL;
+        }
+    }
+    if (utf8_of(flag_texts, b.flags) < 0) return NULL;
+    Py_ssize_t n = PyTuple_GET_SIZE(items);
+    b.n = n;
+    b.items = PyMem_Calloc((size_t)n + 1, sizeof(LadderJob));
+    Py_buffer *views = PyMem_Calloc((size_t)n + 1, sizeof(Py_buffer));
+    int *viewed = PyMem_Calloc((size_t)n + 1, sizeof(int));
+    PyObject **held = PyMem_Calloc((size_t)n * L_NAMES + 1, sizeof(PyObject *));
+    int n_held = 0;
+    PyObject *result = NULL;
+    Out o = {NULL, 0, 0, OK, 0};
+    if (!b.items || !views || !viewed || !held) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    Py_ssize_t rows = 0;
+    for (Py_ssize_t k = 0; k < n; k++) {
+        int usable = ladder_item(PyTuple_GET_ITEM(items, k), record_size, &b.items[k], &views[k], &viewed[k],
+                                 held, &n_held);
+        if (usable < 0) goto done;
+        if (usable) rows += b.items[k].n;
+        else b.items[k].ok = -1; /* left to orjson */
+    }
+    b.gil_held = !locale_writes_dot();
+    if (out_reserve(&o, rows * L_ROW_BYTES + 16) < 0) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    {
+        LadderBatch *bp = &b;
+        if (b.gil_held) {
+            format_ladders(bp, &o);
+        } else {
+            Py_BEGIN_ALLOW_THREADS
+            format_ladders(bp, &o);
+            Py_END_ALLOW_THREADS
+        }
+    }
+    if (o.err == ERR_MEMORY) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    if (o.err) {
+        PyErr_SetString(PyExc_ValueError, "ladders: a float could not be formatted");
+        goto done;
+    }
+    result = PyTuple_New(n);
+    for (Py_ssize_t k = 0; result && k < n; k++) {
+        LadderJob *l = &b.items[k];
+        PyObject *text = l->ok == 1 ? PyBytes_FromStringAndSize(o.buf + l->at, l->len) : Py_NewRef(Py_None);
+        if (!text) Py_CLEAR(result);
+        else PyTuple_SET_ITEM(result, k, text);
+    }
+done:
+    for (Py_ssize_t k = 0; views && viewed && k < n; k++)
+        if (viewed[k]) PyBuffer_Release(&views[k]);
+    for (int k = 0; k < n_held; k++) Py_DECREF(held[k]);
+    PyMem_Free(b.items);
+    PyMem_Free(views);
+    PyMem_Free(viewed);
+    PyMem_Free(held);
+    PyMem_RawFree(o.buf);
+    return result;
+}
+
 /* repr(v) by the GIL-free path, for tests: the same text as repr() for every finite double. */
 static PyObject *float_repr(PyObject *self, PyObject *arg) {
     double v = PyFloat_AsDouble(arg);
@@ -564,6 +868,7 @@ static PyObject *float_repr(PyObject *self, PyObject *arg) {
 
 static PyMethodDef METHODS[] = {
     {"rows", rows, METH_VARARGS, "JSON text of connection rows from their columns (see the module comment)."},
+    {"ladders", ladders, METH_VARARGS, "orjson's indented JSON text of ladder rows (see above ladders())."},
     {"float_repr", float_repr, METH_O, "repr(float) by the GIL-free shortest-digits search (for tests)."},
     {NULL, NULL, 0, NULL},
 };

@@ -185,6 +185,62 @@ def _value_bytes(value: Any) -> bytes:
     return _utf8(json.dumps(_plain(value), indent=2, ensure_ascii=False, allow_nan=False))
 
 
+# The field whose items hold ladders (Reset.seen_at[].ladder), and the depth of a ladder in one dumped list
+# of them: the spaces before its key (list > Reset > seen_at list > Sighting, 2 each).
+LADDERS_IN = "resets"
+LADDER_INDENT = 8
+
+
+def _resets_bytes(resets: list[Any]) -> bytes | None:
+    """_value_bytes(resets) with orjson, where the packet rows of each ladder not yet read as dicts
+    (resetlens.capture.ladder.Ladder) are formatted by C, without the GIL, and handed to orjson as
+    Fragments: no 13-key dict per row. None when the general path must do it (no orjson or no C, no such
+    ladder, a ladder met anywhere but at its place: a Fragment's indentation is fixed)."""
+    ladder_module = sys.modules.get("resetlens.capture.ladder")  # not imported: no Ladder exists
+    if orjson is None or _jsonrows is None or ladder_module is None or not hasattr(_jsonrows, "ladders"):
+        return None
+    from resetlens.model import Reset, Sighting
+
+    ladder_type = ladder_module.Ladder
+    ladders = [
+        s.ladder
+        for r in resets
+        if type(r) is Reset and type(r.seen_at) is list
+        for s in r.seen_at
+        if type(s) is Sighting and type(s.ladder) is ladder_type and not s.ladder.read
+    ]
+    if not ladders:
+        return None
+    try:
+        texts = _jsonrows.ladders(
+            tuple((x.rows, x.offset, x.names) for x in ladders),
+            ladder_module.C_OFFSETS,
+            ladder_module.PACKET_DTYPE.itemsize,
+            ladder_module.FLAG_TEXTS,
+            LADDER_INDENT,
+        )
+    except (TypeError, ValueError):
+        return None
+    fragments = {id(x): orjson.Fragment(t) for x, t in zip(ladders, texts, strict=True) if t is not None}
+    expected = sum(1 for x in ladders if id(x) in fragments)  # a ladder shared by two sightings counts twice
+    used = 0
+
+    def default(value: Any) -> Any:
+        nonlocal used
+        fragment = fragments.get(id(value))
+        if fragment is None:
+            return _plain(value)
+        used += 1
+        return fragment
+
+    try:
+        opts = orjson.OPT_INDENT_2 | orjson.OPT_NON_STR_KEYS | orjson.OPT_SERIALIZE_NUMPY
+        text = orjson.dumps(resets, default=default, option=opts)
+    except (orjson.JSONEncodeError, TypeError):
+        return None
+    return text if used == expected else None  # more: a ladder also stood elsewhere, at another depth
+
+
 def iter_json(analysis: Analysis) -> Iterator[str]:
     """The analysis as contract JSON text, in pieces (see iter_json_bytes)."""
     for piece in iter_json_bytes(analysis):
@@ -231,7 +287,9 @@ def _field_pieces(analysis: Analysis, name: str, last: bool) -> Iterator[bytes]:
     if isinstance(value, list) and value:  # ITEMS_PER_PIECE at a time: never the whole list as one string
         yield b" " + key + b": [\n"
         for start in range(0, len(value), ITEMS_PER_PIECE):
-            inner = _value_bytes(value[start : start + ITEMS_PER_PIECE])[2:-2]  # without "[\n" and "\n]"
+            items = value[start : start + ITEMS_PER_PIECE]
+            text = _resets_bytes(items) if name == LADDERS_IN else None
+            inner = (text or _value_bytes(items))[2:-2]  # without "[\n" and "\n]"
             more = start + ITEMS_PER_PIECE < len(value)
             yield b" " + inner.replace(b"\n", b"\n ") + (b",\n" if more else b"\n")
         yield b" ]" + sep
