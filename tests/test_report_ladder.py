@@ -299,3 +299,31 @@ def test_c_ladder_text_is_orjsons_at_its_depth(case: tuple[np.ndarray, float]) -
         return [{"seen_at": [{"ladder": ladder}]}]
 
     assert orjson.dumps(nest(orjson.Fragment(text)), option=opts) == orjson.dumps(nest(dicts), option=opts)
+
+
+def test_ladders_formatted_ahead_are_used_only_while_unchanged(tmp_path: Path) -> None:
+    """The JSON writer's thread formats the ladders while the verdicts are made (ready_ladders); a ladder
+    read and changed since, or given another offset, is written as it is at the end, and the file is
+    write_json's either way."""
+    if jsonreport._jsonrows is None:
+        pytest.skip("the C JSON formatter is not built")
+    a = pipeline.analyze(load_bundle(LAB_FIXTURES / "mixed"))
+    ready = jsonreport.ready_ladders(a.resets)
+    ladders = _ladders(a)
+    assert len(ready) == len({id(x) for x in ladders}) > 10
+    ladders[0][0]["ttl"] = 1  # read, and changed
+    ladders[1].offset = ladders[1].offset + 0.5
+    want = _json(_as_lists(a))
+    got = b"".join(
+        piece
+        for i, name in enumerate(jsonreport._FIELD_NAMES)
+        for piece in jsonreport._field_pieces(a, name, i == len(jsonreport._FIELD_NAMES) - 1, ready)
+    )
+    assert b"{\n" + got + b"}\n" == want
+    assert ready == {id(ladders[0]): ready[id(ladders[0])]}  # every other one was taken and used
+    early = jsonreport.EarlyWrite(tmp_path / "early.json")
+    a2 = pipeline.analyze(load_bundle(LAB_FIXTURES / "mixed"), on_built=early.start)
+    early.finish(a2)
+    early.wait()
+    assert early.wrote_early
+    assert (tmp_path / "early.json").read_bytes() == _json(_as_lists(a2))

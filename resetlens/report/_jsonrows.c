@@ -59,7 +59,7 @@ typedef struct {
     Py_ssize_t n;
 } Str;
 
-static int out_reserve(Out *o, Py_ssize_t more) { /* GIL-free: raw allocator, failure kept in o->err */
+static int out_grow(Out *o, Py_ssize_t more) { /* GIL-free: raw allocator, failure kept in o->err */
     if (o->err) return -1;
     if (o->len + more <= o->cap) return 0;
     Py_ssize_t cap = o->cap ? o->cap : 1 << 16;
@@ -72,6 +72,11 @@ static int out_reserve(Out *o, Py_ssize_t more) { /* GIL-free: raw allocator, fa
     o->buf = b;
     o->cap = cap;
     return 0;
+}
+
+static inline int out_reserve(Out *o, Py_ssize_t more) { /* room for `more` bytes (the check inlined) */
+    if (!o->err && o->len + more <= o->cap) return 0;
+    return out_grow(o, more);
 }
 
 static int out_raw(Out *o, const char *s, Py_ssize_t n) {
@@ -570,7 +575,13 @@ static const Py_ssize_t L_WIDTH[L_FIELDS] = {8, 8, 8, 8, 2, 8, 8, 2, 2, 4, 4, 4,
 
 #define L_NAMES 4       /* address texts per ladder at most (a connection has two) */
 #define L_MAX_INDENT 64 /* deeper than any field of the model */
-#define L_ROW_BYTES 512 /* a row of text is ~330 bytes at the resets' depth */
+#define L_ROW_BYTES 448 /* a row of text is ~400 bytes at the resets' depth */
+#define L_PIECE 96      /* room for one piece of layout: separator, indent and key */
+
+/* The fixed text between the values of a row, in order: the row's opening, each key, the row's close. */
+static const char *L_KEYS[] = {"frame", "ts", "src", "sport", "dst", "dport", "flags", "seq", "ack", "len",
+                               "ttl", "ip_id", "window"};
+enum { P_OPEN_FIRST, P_OPEN, P_KEY, P_CLOSE = P_KEY + 13, P_END, N_PIECES };
 
 typedef struct {
     const char *rows;
@@ -579,7 +590,7 @@ typedef struct {
     uint64_t hi[L_NAMES], lo[L_NAMES];
     Str name[L_NAMES];
     int n_names;
-    int ok;              /* set once its text is complete */
+    int ok;              /* 1 once its text is complete; -1: left to orjson */
     Py_ssize_t at, len;  /* where its text is in the buffer */
 } LadderJob;
 
@@ -588,8 +599,25 @@ typedef struct {
     Py_ssize_t n;
     Py_ssize_t off[L_FIELDS];
     Str flags[256];
-    int indent, gil_held;
+    char piece[N_PIECES][L_PIECE];
+    Py_ssize_t piece_len[N_PIECES];
+    int gil_held;
 } LadderBatch;
+
+/* The layout pieces for ladders whose key stands `indent` spaces deep (orjson's OPT_INDENT_2). */
+static void ladder_pieces(LadderBatch *b, int indent) {
+    for (int p = 0; p < N_PIECES; p++) {
+        char *w = b->piece[p];
+        const char *lead = p == P_OPEN_FIRST || p == P_KEY || p == P_CLOSE || p == P_END ? "\n" : ",\n";
+        int spaces = p == P_END ? indent : p < P_KEY || p == P_CLOSE ? indent + 2 : indent + 4;
+        w += sprintf(w, "%s%*s", lead, spaces, "");
+        if (p == P_OPEN_FIRST || p == P_OPEN) *w++ = '{';
+        else if (p == P_CLOSE) *w++ = '}';
+        else if (p == P_END) *w++ = ']';
+        else w += sprintf(w, "\"%s\": ", L_KEYS[p - P_KEY]);
+        b->piece_len[p] = w - b->piece[p];
+    }
+}
 
 static inline uint64_t l_uint(const char *rec, Py_ssize_t off, Py_ssize_t width) {
     uint8_t b1; uint16_t b2; uint32_t b4; uint64_t b8;
@@ -601,14 +629,20 @@ static inline uint64_t l_uint(const char *rec, Py_ssize_t off, Py_ssize_t width)
     }
 }
 
-static int out_uint(Out *o, unsigned long long u) {
+static inline void put_uint(Out *o, unsigned long long u) { /* room reserved by the caller */
     char tmp[24];
     char *end = tmp + sizeof tmp, *p = end;
     do {
         *--p = (char)('0' + u % 10);
         u /= 10;
     } while (u);
-    return out_raw(o, p, end - p);
+    memcpy(o->buf + o->len, p, (size_t)(end - p));
+    o->len += end - p;
+}
+
+static inline void put_piece(Out *o, const LadderBatch *b, int p) { /* room reserved by the caller */
+    memcpy(o->buf + o->len, b->piece[p], (size_t)b->piece_len[p]);
+    o->len += b->piece_len[p];
 }
 
 /* The text of one address, or NULL when names lacks it. */
@@ -618,31 +652,7 @@ static const Str *l_name(const LadderJob *l, uint64_t hi, uint64_t lo) {
     return NULL;
 }
 
-/* `"key": ` on a new line at the fields' depth. */
-static int l_key(Out *o, const LadderBatch *b, const char *key, int first) {
-    if (out_reserve(o, L_MAX_INDENT + 32) < 0) return -1;
-    char *w = o->buf + o->len;
-    if (!first) *w++ = ',';
-    *w++ = '\n';
-    memset(w, ' ', (size_t)b->indent + 4);
-    w += b->indent + 4;
-    *w++ = '"';
-    size_t n = strlen(key);
-    memcpy(w, key, n);
-    w += n;
-    memcpy(w, "\": ", 3);
-    o->len = (w + 3) - o->buf;
-    return 0;
-}
-
-static int l_pad(Out *o, const char *lead, int spaces, const char *tail) {
-    if (out_raw(o, lead, (Py_ssize_t)strlen(lead)) < 0 || out_reserve(o, spaces) < 0) return -1;
-    memset(o->buf + o->len, ' ', (size_t)spaces);
-    o->len += spaces;
-    return out_raw(o, tail, (Py_ssize_t)strlen(tail));
-}
-
-#define L_U(l, rec, f) l_uint((rec), b->off[f], L_WIDTH[f])
+#define L_U(rec, f) l_uint((rec), b->off[f], L_WIDTH[f])
 
 /* One ladder's text; 0 when done, 1 when it must be left to orjson (nothing kept), -1 on an Out error. */
 static int format_ladder(const LadderBatch *b, const LadderJob *l, Out *o) {
@@ -655,41 +665,49 @@ static int format_ladder(const LadderBatch *b, const LadderJob *l, Out *o) {
         ts += l->offset; /* as Python adds them: one IEEE double addition */
         double a = fabs(ts);
         if (!(a >= 1e-4 && a < 1e16)) return 1;
-        const Str *src = l_name(l, L_U(l, rec, L_SRC_HI), L_U(l, rec, L_SRC_LO));
-        const Str *dst = l_name(l, L_U(l, rec, L_DST_HI), L_U(l, rec, L_DST_LO));
+        const Str *src = l_name(l, L_U(rec, L_SRC_HI), L_U(rec, L_SRC_LO));
+        const Str *dst = l_name(l, L_U(rec, L_DST_HI), L_U(rec, L_DST_LO));
         if (!src || !dst) return 1;
-        l_pad(o, i ? ",\n" : "\n", b->indent + 2, "{");
-        l_key(o, b, "frame", 1);
-        out_uint(o, L_U(l, rec, L_FRAME));
-        l_key(o, b, "ts", 0);
-        out_float(o, ts, b->gil_held);
-        l_key(o, b, "src", 0);
-        out_json_str(o, *src);
-        l_key(o, b, "sport", 0);
-        out_uint(o, L_U(l, rec, L_SPORT));
-        l_key(o, b, "dst", 0);
-        out_json_str(o, *dst);
-        l_key(o, b, "dport", 0);
-        out_uint(o, L_U(l, rec, L_DPORT));
-        l_key(o, b, "flags", 0);
-        out_json_str(o, b->flags[L_U(l, rec, L_FLAGS) & 0xFF]);
-        l_key(o, b, "seq", 0);
-        out_uint(o, L_U(l, rec, L_SEQ));
-        l_key(o, b, "ack", 0);
-        out_uint(o, L_U(l, rec, L_ACK));
-        l_key(o, b, "len", 0);
-        out_uint(o, L_U(l, rec, L_PAYLOAD_LEN));
-        l_key(o, b, "ttl", 0);
-        out_uint(o, L_U(l, rec, L_TTL));
-        l_key(o, b, "ip_id", 0);
-        if (L_U(l, rec, L_IPVER) == 4) out_uint(o, L_U(l, rec, L_IP_ID));
-        else OUT_LIT(o, "null");
-        l_key(o, b, "window", 0);
-        out_uint(o, L_U(l, rec, L_WINDOW));
-        l_pad(o, "\n", b->indent + 2, "}");
-        if (o->err) return -1;
+        const Str *flags = &b->flags[L_U(rec, L_FLAGS) & 0xFF];
+        /* everything but the floats and the strings (which reserve their own room) fits in this */
+        if (out_reserve(o, 16 * L_PIECE + 13 * 24) < 0) return -1;
+        put_piece(o, b, i ? P_OPEN : P_OPEN_FIRST);
+        put_piece(o, b, P_KEY + 0);
+        put_uint(o, L_U(rec, L_FRAME));
+        put_piece(o, b, P_KEY + 1);
+        if (out_float(o, ts, b->gil_held) < 0) return -1;
+        if (out_reserve(o, 2 * L_PIECE) < 0) return -1;
+        put_piece(o, b, P_KEY + 2);
+        if (out_json_str(o, *src) < 0 || out_reserve(o, 3 * L_PIECE + 24) < 0) return -1;
+        put_piece(o, b, P_KEY + 3);
+        put_uint(o, L_U(rec, L_SPORT));
+        put_piece(o, b, P_KEY + 4);
+        if (out_json_str(o, *dst) < 0 || out_reserve(o, 3 * L_PIECE + 24) < 0) return -1;
+        put_piece(o, b, P_KEY + 5);
+        put_uint(o, L_U(rec, L_DPORT));
+        put_piece(o, b, P_KEY + 6);
+        if (out_json_str(o, *flags) < 0 || out_reserve(o, 10 * L_PIECE + 8 * 24) < 0) return -1;
+        put_piece(o, b, P_KEY + 7);
+        put_uint(o, L_U(rec, L_SEQ));
+        put_piece(o, b, P_KEY + 8);
+        put_uint(o, L_U(rec, L_ACK));
+        put_piece(o, b, P_KEY + 9);
+        put_uint(o, L_U(rec, L_PAYLOAD_LEN));
+        put_piece(o, b, P_KEY + 10);
+        put_uint(o, L_U(rec, L_TTL));
+        put_piece(o, b, P_KEY + 11);
+        if (L_U(rec, L_IPVER) == 4) put_uint(o, L_U(rec, L_IP_ID));
+        else {
+            memcpy(o->buf + o->len, "null", 4);
+            o->len += 4;
+        }
+        put_piece(o, b, P_KEY + 12);
+        put_uint(o, L_U(rec, L_WINDOW));
+        put_piece(o, b, P_CLOSE);
     }
-    return l_pad(o, "\n", b->indent, "]");
+    if (out_reserve(o, L_PIECE) < 0) return -1;
+    put_piece(o, b, P_END);
+    return 0;
 }
 
 static void format_ladders(LadderBatch *b, Out *o) { /* may run without the GIL: touches no Python object */
@@ -775,7 +793,7 @@ static PyObject *ladders(PyObject *self, PyObject *args) {
     }
     LadderBatch b;
     memset(&b, 0, sizeof b);
-    b.indent = indent;
+    ladder_pieces(&b, indent);
     for (int f = 0; f < L_FIELDS; f++) {
         b.off[f] = PyLong_AsSsize_t(PyTuple_GET_ITEM(offsets, f));
         if (b.off[f] == -1 && PyErr_Occurred()) return NULL;
