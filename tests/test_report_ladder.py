@@ -327,3 +327,14 @@ def test_ladders_formatted_ahead_are_used_only_while_unchanged(tmp_path: Path) -
     early.wait()
     assert early.wrote_early
     assert (tmp_path / "early.json").read_bytes() == _json(_as_lists(a2))
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.binary(max_size=200).map(lambda b: b.replace(b"\r", b"\n")), st.sampled_from([b"\n", b",\n", b""]))
+def test_reindent_is_the_python_shift(dumped: bytes, tail: bytes) -> None:
+    """_jsonrows.reindent (the JSON writer's one-space shift of a dumped list, without the GIL) gives the
+    bytes of the Python expression it stands for, newlines anywhere."""
+    if jsonreport._jsonrows is None:
+        pytest.skip("the C JSON formatter is not built")
+    want = b" " + dumped[2:-2].replace(b"\n", b"\n ") + tail
+    assert jsonreport._jsonrows.reindent(dumped, 2, len(dumped) - 2, b" ", tail) == want
