@@ -52,6 +52,7 @@ typedef struct {
     char *buf;
     Py_ssize_t len, cap;
     int err, err_no; /* the first failure; every later call is a no-op */
+    int fixed;       /* buf is not ours to grow (a bytes object's): running out of room is ERR_RANGE */
 } Out;
 
 typedef struct {
@@ -62,6 +63,10 @@ typedef struct {
 static int out_grow(Out *o, Py_ssize_t more) { /* GIL-free: raw allocator, failure kept in o->err */
     if (o->err) return -1;
     if (o->len + more <= o->cap) return 0;
+    if (o->fixed) {
+        o->err = ERR_RANGE;
+        return -1;
+    }
     Py_ssize_t cap = o->cap ? o->cap : 1 << 16;
     while (cap < o->len + more) {
         if (cap > PY_SSIZE_T_MAX / 2) { o->err = ERR_MEMORY; return -1; }
@@ -575,7 +580,8 @@ static const Py_ssize_t L_WIDTH[L_FIELDS] = {8, 8, 8, 8, 2, 8, 8, 2, 2, 4, 4, 4,
 
 #define L_NAMES 4       /* address texts per ladder at most (a connection has two) */
 #define L_MAX_INDENT 64 /* deeper than any field of the model */
-#define L_ROW_BYTES 448 /* a row of text is ~400 bytes at the resets' depth */
+#define L_FLOAT 48      /* room out_float asks for (a repr in fixed notation is at most ~24 bytes) */
+#define L_TAIL_NUMBERS (10 + 10 + 10 + 3 + 10 + 5) /* digits of seq, ack, len, ttl, ip_id, window at most */
 #define L_PIECE 96      /* room for one piece of layout: separator, indent and key */
 
 /* The fixed text between the values of a row, in order: the row's opening, each key, the row's close. */
@@ -591,7 +597,8 @@ typedef struct {
     Str name[L_NAMES];
     int n_names;
     int ok;              /* 1 once its text is complete; -1: left to orjson */
-    Py_ssize_t at, len;  /* where its text is in the buffer */
+    PyObject *text;      /* a bytes object with room for the longest text the rows could give */
+    Out out;             /* writing into it */
 } LadderJob;
 
 typedef struct {
@@ -601,6 +608,7 @@ typedef struct {
     Str flags[256];
     char piece[N_PIECES][L_PIECE];
     Py_ssize_t piece_len[N_PIECES];
+    Py_ssize_t tail_room; /* the row after the flags: six keys and numbers, and the close */
     int gil_held;
 } LadderBatch;
 
@@ -617,6 +625,8 @@ static void ladder_pieces(LadderBatch *b, int indent) {
         else w += sprintf(w, "\"%s\": ", L_KEYS[p - P_KEY]);
         b->piece_len[p] = w - b->piece[p];
     }
+    b->tail_room = L_TAIL_NUMBERS;
+    for (int p = P_KEY + 7; p <= P_CLOSE; p++) b->tail_room += b->piece_len[p];
 }
 
 static inline uint64_t l_uint(const char *rec, Py_ssize_t off, Py_ssize_t width) {
@@ -669,24 +679,25 @@ static int format_ladder(const LadderBatch *b, const LadderJob *l, Out *o) {
         const Str *dst = l_name(l, L_U(rec, L_DST_HI), L_U(rec, L_DST_LO));
         if (!src || !dst) return 1;
         const Str *flags = &b->flags[L_U(rec, L_FLAGS) & 0xFF];
-        /* everything but the floats and the strings (which reserve their own room) fits in this */
-        if (out_reserve(o, 16 * L_PIECE + 13 * 24) < 0) return -1;
+        /* room asked for piece by piece, exactly as ladder_row_room counts it (the bytes object is sized by it) */
+        if (out_reserve(o, b->piece_len[P_OPEN] + b->piece_len[P_KEY] + 20 + b->piece_len[P_KEY + 1]) < 0) return -1;
         put_piece(o, b, i ? P_OPEN : P_OPEN_FIRST);
         put_piece(o, b, P_KEY + 0);
         put_uint(o, L_U(rec, L_FRAME));
         put_piece(o, b, P_KEY + 1);
-        if (out_float(o, ts, b->gil_held) < 0) return -1;
-        if (out_reserve(o, 2 * L_PIECE) < 0) return -1;
+        if (out_float(o, ts, b->gil_held) < 0 || out_reserve(o, b->piece_len[P_KEY + 2]) < 0) return -1;
         put_piece(o, b, P_KEY + 2);
-        if (out_json_str(o, *src) < 0 || out_reserve(o, 3 * L_PIECE + 24) < 0) return -1;
+        if (out_json_str(o, *src) < 0 || out_reserve(o, b->piece_len[P_KEY + 3] + 5 + b->piece_len[P_KEY + 4]) < 0)
+            return -1;
         put_piece(o, b, P_KEY + 3);
         put_uint(o, L_U(rec, L_SPORT));
         put_piece(o, b, P_KEY + 4);
-        if (out_json_str(o, *dst) < 0 || out_reserve(o, 3 * L_PIECE + 24) < 0) return -1;
+        if (out_json_str(o, *dst) < 0 || out_reserve(o, b->piece_len[P_KEY + 5] + 5 + b->piece_len[P_KEY + 6]) < 0)
+            return -1;
         put_piece(o, b, P_KEY + 5);
         put_uint(o, L_U(rec, L_DPORT));
         put_piece(o, b, P_KEY + 6);
-        if (out_json_str(o, *flags) < 0 || out_reserve(o, 10 * L_PIECE + 8 * 24) < 0) return -1;
+        if (out_json_str(o, *flags) < 0 || out_reserve(o, b->tail_room) < 0) return -1;
         put_piece(o, b, P_KEY + 7);
         put_uint(o, L_U(rec, L_SEQ));
         put_piece(o, b, P_KEY + 8);
@@ -705,25 +716,27 @@ static int format_ladder(const LadderBatch *b, const LadderJob *l, Out *o) {
         put_uint(o, L_U(rec, L_WINDOW));
         put_piece(o, b, P_CLOSE);
     }
-    if (out_reserve(o, L_PIECE) < 0) return -1;
+    if (out_reserve(o, b->piece_len[P_END]) < 0) return -1;
     put_piece(o, b, P_END);
     return 0;
 }
 
-static void format_ladders(LadderBatch *b, Out *o) { /* may run without the GIL: touches no Python object */
+static void format_ladders(LadderBatch *b) { /* may run without the GIL: writes only its own bytes objects */
     for (Py_ssize_t k = 0; k < b->n; k++) {
         LadderJob *l = &b->items[k];
         if (l->ok < 0) continue; /* left to orjson */
-        l->at = o->len;
-        int rc = format_ladder(b, l, o);
-        if (rc < 0 || o->err) return;
-        if (rc > 0) {
-            o->len = l->at; /* its partial text is dropped */
-            continue;
-        }
-        l->ok = 1;
-        l->len = o->len - l->at;
+        l->ok = format_ladder(b, l, &l->out) == 0 && !l->out.err ? 1 : -1;
     }
+}
+
+/* The most bytes one row of l can take, as format_ladder asks for room: layout pieces, numbers, and the
+ * three strings quoted with out_json_inner's room for escapes (6 bytes a byte). */
+static Py_ssize_t ladder_row_room(const LadderBatch *b, const LadderJob *l, Py_ssize_t longest_flags) {
+    Py_ssize_t room = 20 + L_FLOAT + 5 + 5 + L_TAIL_NUMBERS, longest_name = 0;
+    for (int p = P_OPEN; p <= P_CLOSE; p++) room += b->piece_len[p];
+    for (int k = 0; k < l->n_names; k++)
+        if (l->name[k].n > longest_name) longest_name = l->name[k].n;
+    return room + 3 * 2 + 6 * (2 * longest_name + longest_flags);
 }
 
 /* An item's rows buffer, offset and address texts into l (the buffer into view, the texts' str objects
@@ -811,50 +824,57 @@ static PyObject *ladders(PyObject *self, PyObject *args) {
     PyObject **held = PyMem_Calloc((size_t)n * L_NAMES + 1, sizeof(PyObject *));
     int n_held = 0;
     PyObject *result = NULL;
-    Out o = {NULL, 0, 0, OK, 0};
     if (!b.items || !views || !viewed || !held) {
         PyErr_NoMemory();
         goto done;
     }
-    Py_ssize_t rows = 0;
     for (Py_ssize_t k = 0; k < n; k++) {
         int usable = ladder_item(PyTuple_GET_ITEM(items, k), record_size, &b.items[k], &views[k], &viewed[k],
                                  held, &n_held);
         if (usable < 0) goto done;
-        if (usable) rows += b.items[k].n;
-        else b.items[k].ok = -1; /* left to orjson */
+        if (!usable) b.items[k].ok = -1; /* left to orjson */
     }
     b.gil_held = !locale_writes_dot();
-    if (out_reserve(&o, rows * L_ROW_BYTES + 16) < 0) {
-        PyErr_NoMemory();
-        goto done;
+    Py_ssize_t longest_flags = 0;
+    for (int f = 0; f < 256; f++)
+        if (b.flags[f].n > longest_flags) longest_flags = b.flags[f].n;
+    for (Py_ssize_t k = 0; k < n; k++) { /* each text straight into its bytes object: no copy */
+        LadderJob *l = &b.items[k];
+        if (l->ok < 0) continue;
+        Py_ssize_t row_room = ladder_row_room(&b, l, longest_flags);
+        if (l->n > (PY_SSIZE_T_MAX / 2) / row_room) {
+            l->ok = -1; /* absurdly long: orjson's */
+            continue;
+        }
+        Py_ssize_t room = 2 + l->n * row_room + b.piece_len[P_END];
+        l->text = PyBytes_FromStringAndSize(NULL, room);
+        if (!l->text) goto done;
+        l->out.buf = PyBytes_AS_STRING(l->text);
+        l->out.cap = room;
+        l->out.fixed = 1;
     }
     {
         LadderBatch *bp = &b;
         if (b.gil_held) {
-            format_ladders(bp, &o);
+            format_ladders(bp);
         } else {
             Py_BEGIN_ALLOW_THREADS
-            format_ladders(bp, &o);
+            format_ladders(bp);
             Py_END_ALLOW_THREADS
         }
-    }
-    if (o.err == ERR_MEMORY) {
-        PyErr_NoMemory();
-        goto done;
-    }
-    if (o.err) {
-        PyErr_SetString(PyExc_ValueError, "ladders: a float could not be formatted");
-        goto done;
     }
     result = PyTuple_New(n);
     for (Py_ssize_t k = 0; result && k < n; k++) {
         LadderJob *l = &b.items[k];
-        PyObject *text = l->ok == 1 ? PyBytes_FromStringAndSize(o.buf + l->at, l->len) : Py_NewRef(Py_None);
-        if (!text) Py_CLEAR(result);
-        else PyTuple_SET_ITEM(result, k, text);
+        if (l->ok == 1 && _PyBytes_Resize(&l->text, l->out.len) < 0) { /* l->text is NULL then */
+            Py_CLEAR(result);
+            break;
+        }
+        PyTuple_SET_ITEM(result, k, l->ok == 1 ? l->text : Py_NewRef(Py_None));
+        if (l->ok == 1) l->text = NULL; /* the tuple's now */
     }
 done:
+    for (Py_ssize_t k = 0; b.items && k < n; k++) Py_XDECREF(b.items[k].text);
     for (Py_ssize_t k = 0; views && viewed && k < n; k++)
         if (viewed[k]) PyBuffer_Release(&views[k]);
     for (int k = 0; k < n_held; k++) Py_DECREF(held[k]);
@@ -862,7 +882,6 @@ done:
     PyMem_Free(views);
     PyMem_Free(viewed);
     PyMem_Free(held);
-    PyMem_RawFree(o.buf);
     return result;
 }
 
