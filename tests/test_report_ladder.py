@@ -338,3 +338,12 @@ def test_reindent_is_the_python_shift(dumped: bytes, tail: bytes) -> None:
         pytest.skip("the C JSON formatter is not built")
     want = b" " + dumped[2:-2].replace(b"\n", b"\n ") + tail
     assert jsonreport._jsonrows.reindent(dumped, 2, len(dumped) - 2, b" ", tail) == want
+
+
+def test_a_text_orjson_refuses_sends_ladders_through_the_stdlib_path(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A lone surrogate (a non-UTF-8 name) in a reset makes orjson refuse its piece: the stdlib writer then
+    writes the ladders from their dicts, as it writes a plain list."""
+    a = pipeline.analyze(load_bundle(LAB_FIXTURES / "dpi_injection"))
+    a.resets[0].explanation = "bad \udcff name"
+    got = _json(a)
+    assert b"\\udcff" in got and got == _json(_as_lists(a))
