@@ -4,7 +4,7 @@
     ladder[0]["flags"], len(ladder)         # a read-only sequence of dicts, equal to the list of them
     ladder.tolist()                         # the dicts as a plain list (JSON writers, copies)
 
-An analysis of a large capture has thousands of ladders of ~17 rows; building their dicts cost more
+An analysis of a large capture has thousands of ladders of up to 17 rows; building their dicts cost more
 than the rest of each reset's sighting, and most of them are only ever written as JSON, which
 resetlens.report.jsonreport writes straight from the rows (in C). The dicts are made once,
 on first read, and kept: from then on the ladder is its list (what a reader changed stays changed, and

@@ -679,8 +679,9 @@ static int format_ladder(const LadderBatch *b, const LadderJob *l, Out *o) {
         const Str *dst = l_name(l, L_U(rec, L_DST_HI), L_U(rec, L_DST_LO));
         if (!src || !dst) return 1;
         const Str *flags = &b->flags[L_U(rec, L_FLAGS) & 0xFF];
-        /* room asked for piece by piece, exactly as ladder_row_room counts it (the bytes object is sized by it) */
-        if (out_reserve(o, b->piece_len[P_OPEN] + b->piece_len[P_KEY] + 20 + b->piece_len[P_KEY + 1]) < 0) return -1;
+        /* room asked for piece by piece, as ladder_row_room counts it (the bytes object is sized by it) */
+        if (out_reserve(o, b->piece_len[P_OPEN] + b->piece_len[P_KEY] + 20 + b->piece_len[P_KEY + 1]) < 0)
+            return -1;
         put_piece(o, b, i ? P_OPEN : P_OPEN_FIRST);
         put_piece(o, b, P_KEY + 0);
         put_uint(o, L_U(rec, L_FRAME));
