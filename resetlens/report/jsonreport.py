@@ -234,18 +234,18 @@ Ready = dict[int, tuple[Any, Any, Any, Any, bytes]]
 
 
 def ready_ladders(resets: list[Any]) -> Ready:
-    """The JSON text of every unread ladder of these resets, formatted now (by C, without the GIL, in
-    ITEMS_PER_PIECE-reset batches) for a later _resets_bytes: the JSON writer's thread does this while it
-    waits for the verdicts. Empty when C cannot write ladders."""
+    """The JSON text of every unread ladder of these resets, formatted now for a later _resets_bytes: the
+    JSON writer's thread does this while it waits for the verdicts. One C call without the GIL for all of
+    them (a thread that lets go of the GIL while the other one runs Python waits up to the switch interval
+    to get it back: once, not once per batch). Empty when C cannot write ladders."""
     module = _ladder_module()
     ready: Ready = {}
     if module is None:
         return ready
-    for start in range(0, len(resets), ITEMS_PER_PIECE):
-        ladders = _unread_ladders(resets[start : start + ITEMS_PER_PIECE], module.Ladder)
-        for x, text in zip(ladders, _ladder_texts(ladders, module), strict=True):
-            if text is not None:
-                ready[id(x)] = (x, x.rows, x.offset, x.names, text)
+    ladders = _unread_ladders(resets, module.Ladder)
+    for x, text in zip(ladders, _ladder_texts(ladders, module), strict=True):
+        if text is not None:
+            ready[id(x)] = (x, x.rows, x.offset, x.names, text)
     return ready
 
 
@@ -351,8 +351,8 @@ def _field_pieces(analysis: Analysis, name: str, last: bool, ready: Ready | None
 
 def _deeper(dumped: bytes, tail: bytes) -> bytes:
     """The items of a dumped list ("[\n" and "\n]" cut off), every line one space deeper (the file's top
-    level is indented by one), then `tail`: in C without the GIL when built (the text of the resets is
-    half of the file's)."""
+    level is indented by one), then `tail`: in one pass in C when built (the text of the resets is half of
+    the file's)."""
     if _jsonrows is not None and hasattr(_jsonrows, "reindent"):
         return _jsonrows.reindent(dumped, 2, len(dumped) - 2, b" ", tail)
     return b" " + dumped[2:-2].replace(b"\n", b"\n ") + tail
