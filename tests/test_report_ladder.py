@@ -60,7 +60,7 @@ def _ladders(a: Analysis) -> list[Ladder]:
 
 def _dicts(x: Ladder) -> list[dict[str, Any]]:
     """The ladder's dicts, fresh, without reading it (an unread ladder stays unread)."""
-    return [dict(d) for d in x] if x.read else ladder_rows(x.rows, x.offset)
+    return [dict(d) for d in x] if x.read else ladder_rows(x.rows, x.offset, dict(x.names or {}))
 
 
 def _as_lists(a: Analysis) -> Analysis:
@@ -168,8 +168,8 @@ def test_generated_capture_with_ipv6_the_same_json(tmp_path: Path, monkeypatch: 
 
 def test_ladders_c_cannot_write_fall_back_to_dicts(monkeypatch: pytest.MonkeyPatch) -> None:
     """Tiny and zero timestamps (orjson writes 1e-05 as 0.00001, repr as 1e-05), a NaN, an address the
-    ladder was not told, and a ladder that also stands elsewhere (another depth) all come out as orjson
-    writes the dicts."""
+    ladder was not told, address texts that need escaping, and a ladder that also stands elsewhere (another
+    depth) all come out as orjson writes the dicts."""
     a = pipeline.analyze(load_bundle(LAB_FIXTURES / "mixed"))
     ladders = _ladders(a)
     assert len(ladders) > 10
@@ -183,6 +183,10 @@ def test_ladders_c_cannot_write_fall_back_to_dicts(monkeypatch: pytest.MonkeyPat
             rows["ts"][-1] = math.nan
         elif i % 5 == 3:
             s.ladder = Ladder(rows, s.ladder.offset)  # no names given: C leaves it to orjson
+            continue
+        elif i % 5 == 4:  # names that JSON escapes (C writes addresses and flag letters unescaped only)
+            names = {pair: f'{text}"\\\n\x01' for pair, text in (s.ladder.names or {}).items()}
+            s.ladder = Ladder(rows, s.ladder.offset, names)
             continue
         s.ladder = Ladder(rows, s.ladder.offset, s.ladder.names)
     _same_json_every_way(a, monkeypatch, all_in_c=False)

@@ -582,7 +582,7 @@ static const Py_ssize_t L_WIDTH[L_FIELDS] = {8, 8, 8, 8, 2, 8, 8, 2, 2, 4, 4, 4,
 #define L_MAX_INDENT 64 /* deeper than any field of the model */
 #define L_FLOAT 48      /* room out_float asks for (a repr in fixed notation is at most ~24 bytes) */
 #define L_TAIL_NUMBERS (10 + 10 + 10 + 3 + 10 + 5) /* digits of seq, ack, len, ttl, ip_id, window at most */
-#define L_PIECE 96      /* room for one piece of layout: separator, indent and key */
+#define L_PIECE 96      /* room for one piece of layout: separator, indent and key (at most ~85 bytes) */
 
 /* The fixed text between the values of a row, in order: the row's opening, each key, the row's close. */
 static const char *L_KEYS[] = {"frame", "ts", "src", "sport", "dst", "dport", "flags", "seq", "ack", "len",
@@ -597,6 +597,7 @@ typedef struct {
     Str name[L_NAMES];
     int n_names;
     int ok;              /* 1 once its text is complete; -1: left to orjson */
+    Py_ssize_t row_room; /* the most bytes one row takes (ladder_row_room) */
     PyObject *text;      /* a bytes object with room for the longest text the rows could give */
     Out out;             /* writing into it */
 } LadderJob;
@@ -608,7 +609,7 @@ typedef struct {
     Str flags[256];
     char piece[N_PIECES][L_PIECE];
     Py_ssize_t piece_len[N_PIECES];
-    Py_ssize_t tail_room; /* the row after the flags: six keys and numbers, and the close */
+    int flags_plain; /* no flag text needs escaping (they are letters) */
     int gil_held;
 } LadderBatch;
 
@@ -625,8 +626,6 @@ static void ladder_pieces(LadderBatch *b, int indent) {
         else w += sprintf(w, "\"%s\": ", L_KEYS[p - P_KEY]);
         b->piece_len[p] = w - b->piece[p];
     }
-    b->tail_room = L_TAIL_NUMBERS;
-    for (int p = P_KEY + 7; p <= P_CLOSE; p++) b->tail_room += b->piece_len[p];
 }
 
 static inline uint64_t l_uint(const char *rec, Py_ssize_t off, Py_ssize_t width) {
@@ -655,6 +654,20 @@ static inline void put_piece(Out *o, const LadderBatch *b, int p) { /* room rese
     o->len += b->piece_len[p];
 }
 
+static inline void put_quoted(Out *o, Str s) { /* a str that needs no escaping; room reserved by the caller */
+    char *w = o->buf + o->len;
+    *w = '"';
+    memcpy(w + 1, s.s, (size_t)s.n);
+    w[s.n + 1] = '"';
+    o->len += s.n + 2;
+}
+
+static int needs_escape(Str s) { /* whether JSON would escape any byte of it */
+    for (Py_ssize_t i = 0; i < s.n; i++)
+        if ((unsigned char)s.s[i] < 0x20 || s.s[i] == '"' || s.s[i] == '\\') return 1;
+    return 0;
+}
+
 /* The text of one address, or NULL when names lacks it. */
 static const Str *l_name(const LadderJob *l, uint64_t hi, uint64_t lo) {
     for (int k = 0; k < l->n_names; k++)
@@ -667,6 +680,7 @@ static const Str *l_name(const LadderJob *l, uint64_t hi, uint64_t lo) {
 /* One ladder's text; 0 when done, 1 when it must be left to orjson (nothing kept), -1 on an Out error. */
 static int format_ladder(const LadderBatch *b, const LadderJob *l, Out *o) {
     if (l->n == 0) return OUT_LIT(o, "[]");
+    if (!b->flags_plain) return 1;
     OUT_LIT(o, "[");
     for (Py_ssize_t i = 0; i < l->n; i++) {
         const char *rec = l->rows + i * l->stride;
@@ -678,27 +692,22 @@ static int format_ladder(const LadderBatch *b, const LadderJob *l, Out *o) {
         const Str *src = l_name(l, L_U(rec, L_SRC_HI), L_U(rec, L_SRC_LO));
         const Str *dst = l_name(l, L_U(rec, L_DST_HI), L_U(rec, L_DST_LO));
         if (!src || !dst) return 1;
-        const Str *flags = &b->flags[L_U(rec, L_FLAGS) & 0xFF];
-        /* room asked for piece by piece, as ladder_row_room counts it (the bytes object is sized by it) */
-        if (out_reserve(o, b->piece_len[P_OPEN] + b->piece_len[P_KEY] + 20 + b->piece_len[P_KEY + 1]) < 0)
-            return -1;
+        if (out_reserve(o, l->row_room) < 0) return -1; /* the whole row's room: the writes below unchecked */
         put_piece(o, b, i ? P_OPEN : P_OPEN_FIRST);
         put_piece(o, b, P_KEY + 0);
         put_uint(o, L_U(rec, L_FRAME));
         put_piece(o, b, P_KEY + 1);
-        if (out_float(o, ts, b->gil_held) < 0 || out_reserve(o, b->piece_len[P_KEY + 2]) < 0) return -1;
+        if (out_float(o, ts, b->gil_held) < 0) return -1; /* asks for L_FLOAT bytes of room itself */
         put_piece(o, b, P_KEY + 2);
-        if (out_json_str(o, *src) < 0 || out_reserve(o, b->piece_len[P_KEY + 3] + 5 + b->piece_len[P_KEY + 4]) < 0)
-            return -1;
+        put_quoted(o, *src);
         put_piece(o, b, P_KEY + 3);
         put_uint(o, L_U(rec, L_SPORT));
         put_piece(o, b, P_KEY + 4);
-        if (out_json_str(o, *dst) < 0 || out_reserve(o, b->piece_len[P_KEY + 5] + 5 + b->piece_len[P_KEY + 6]) < 0)
-            return -1;
+        put_quoted(o, *dst);
         put_piece(o, b, P_KEY + 5);
         put_uint(o, L_U(rec, L_DPORT));
         put_piece(o, b, P_KEY + 6);
-        if (out_json_str(o, *flags) < 0 || out_reserve(o, b->tail_room) < 0) return -1;
+        put_quoted(o, b->flags[L_U(rec, L_FLAGS) & 0xFF]);
         put_piece(o, b, P_KEY + 7);
         put_uint(o, L_U(rec, L_SEQ));
         put_piece(o, b, P_KEY + 8);
@@ -730,14 +739,14 @@ static void format_ladders(LadderBatch *b) { /* may run without the GIL: writes 
     }
 }
 
-/* The most bytes one row of l can take, as format_ladder asks for room: layout pieces, numbers, and the
- * three strings quoted with out_json_inner's room for escapes (6 bytes a byte). */
+/* The most bytes one row of l can take: layout pieces, the largest numbers, and the strings quoted (none
+ * needs escaping: ladder_item and flags_plain checked). */
 static Py_ssize_t ladder_row_room(const LadderBatch *b, const LadderJob *l, Py_ssize_t longest_flags) {
     Py_ssize_t room = 20 + L_FLOAT + 5 + 5 + L_TAIL_NUMBERS, longest_name = 0;
     for (int p = P_OPEN; p <= P_CLOSE; p++) room += b->piece_len[p];
     for (int k = 0; k < l->n_names; k++)
         if (l->name[k].n > longest_name) longest_name = l->name[k].n;
-    return room + 3 * 2 + 6 * (2 * longest_name + longest_flags);
+    return room + 2 * (longest_name + 2) + longest_flags + 2;
 }
 
 /* An item's rows buffer, offset and address texts into l (the buffer into view, the texts' str objects
@@ -782,6 +791,7 @@ static int ladder_item(PyObject *item, Py_ssize_t record_size, LadderJob *l, Py_
             PyErr_Clear(); /* a lone surrogate: orjson's path decides */
             return 0;
         }
+        if (needs_escape((Str){s, n})) return 0; /* an address never does */
         int k = l->n_names++;
         l->hi[k] = hi;
         l->lo[k] = lo;
@@ -837,17 +847,20 @@ static PyObject *ladders(PyObject *self, PyObject *args) {
     }
     b.gil_held = !locale_writes_dot();
     Py_ssize_t longest_flags = 0;
-    for (int f = 0; f < 256; f++)
+    b.flags_plain = 1;
+    for (int f = 0; f < 256; f++) {
         if (b.flags[f].n > longest_flags) longest_flags = b.flags[f].n;
+        if (needs_escape(b.flags[f])) b.flags_plain = 0;
+    }
     for (Py_ssize_t k = 0; k < n; k++) { /* each text straight into its bytes object: no copy */
         LadderJob *l = &b.items[k];
         if (l->ok < 0) continue;
-        Py_ssize_t row_room = ladder_row_room(&b, l, longest_flags);
-        if (l->n > (PY_SSIZE_T_MAX / 2) / row_room) {
+        l->row_room = ladder_row_room(&b, l, longest_flags);
+        if (l->n > (PY_SSIZE_T_MAX / 2) / l->row_room) {
             l->ok = -1; /* absurdly long: orjson's */
             continue;
         }
-        Py_ssize_t room = 2 + l->n * row_room + b.piece_len[P_END];
+        Py_ssize_t room = 2 + l->n * l->row_room + b.piece_len[P_END];
         l->text = PyBytes_FromStringAndSize(NULL, room);
         if (!l->text) goto done;
         l->out.buf = PyBytes_AS_STRING(l->text);
