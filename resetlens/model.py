@@ -92,6 +92,7 @@ class Sighting:
     context: dict[str, Any] = field(default_factory=dict)  # the RST record (tcp.resets.ResetRecord)
     # the flow's last packets at this vantage up to the RST and a few after, for ladder diagrams:
     # dicts with frame, ts (reference clock), src, sport, dst, dport, flags, seq, ack, len, ttl, ip_id, window
+    # (the pipeline's is a resetlens.capture.ladder.Ladder: a sequence of those dicts, made when read)
     ladder: list[dict[str, Any]] = field(default_factory=list)
     flow_frames: list[int] = field(
         default_factory=list

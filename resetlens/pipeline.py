@@ -20,6 +20,7 @@ from resetlens import __version__
 from resetlens.blame.engine import Case, judge
 from resetlens.bundle import Bundle, CaptureSpec
 from resetlens.capture import open_capture
+from resetlens.capture.ladder import Ladder
 from resetlens.capture.prefetch import prefetched
 from resetlens.capture.table import PACKET_DTYPE, RST, flag_letters, halves_to_addr
 from resetlens.errors import ResetlensError
@@ -251,46 +252,13 @@ def build_resets(reads: list[VantageRead], clocks: dict[str, clock.ClockEstimate
 _I = {name: i for i, name in enumerate(PACKET_DTYPE.names)}  # packet-table field -> index in a row tuple
 _FR, _TS, _SH, _SL, _SP = _I["frame"], _I["ts"], _I["src_hi"], _I["src_lo"], _I["sport"]
 _DH, _DL, _DP, _FL, _SQ, _AK = _I["dst_hi"], _I["dst_lo"], _I["dport"], _I["flags"], _I["seq"], _I["ack"]
-_PL, _TTL, _IPID, _VER, _WIN, _DIR = (
-    _I["payload_len"],
+_TTL, _IPID, _VER, _WIN, _DIR = (
     _I["ttl"],
     _I["ip_id"],
     _I["ipver"],
     _I["window"],
     _I["direction"],
 )
-
-
-def _ladder_rows(rows: np.ndarray, offset: float) -> list[dict[str, Any]]:
-    """Each packet row as a plain dict, from one tolist() of the rows (a ladder is ~17 rows; thousands of
-    ladders)."""
-    names: dict[tuple[int, int], str] = {}  # a connection has two addresses: format each once
-    out = []
-    for r in rows.tolist():
-        src = names.get((r[_SH], r[_SL]))
-        if src is None:
-            src = names[(r[_SH], r[_SL])] = halves_to_addr(r[_SH], r[_SL])
-        dst = names.get((r[_DH], r[_DL]))
-        if dst is None:
-            dst = names[(r[_DH], r[_DL])] = halves_to_addr(r[_DH], r[_DL])
-        out.append(
-            {
-                "frame": r[_FR],
-                "ts": r[_TS] + offset,
-                "src": src,
-                "sport": r[_SP],
-                "dst": dst,
-                "dport": r[_DP],
-                "flags": flag_letters(r[_FL]),
-                "seq": r[_SQ],
-                "ack": r[_AK],
-                "len": r[_PL],
-                "ttl": r[_TTL],
-                "ip_id": r[_IPID] if r[_VER] == 4 else None,
-                "window": r[_WIN],
-            }
-        )
-    return out
 
 
 def _sighting(r: VantageRead, c: match.Copy, rst_rows: list[tuple]) -> Sighting:
@@ -305,14 +273,15 @@ def _sighting(r: VantageRead, c: match.Copy, rst_rows: list[tuple]) -> Sighting:
             for i in [c.row, *c.doubles]
         ]
     uid = str(rec.uid) if rec is not None else ""
-    ladder: list[dict[str, Any]] = []
+    ladder: Ladder | list[dict[str, Any]] = []
     frames: list[int] = []
+    src, dst = halves_to_addr(row[_SH], row[_SL]), halves_to_addr(row[_DH], row[_DL])
     flow = r.result.flows.get(uid) if uid else None
     if flow is not None and len(flow):
         flow_frames = flow["frame"]
         idx = int(np.searchsorted(flow_frames, frame))
         lo, hi = max(0, idx - LADDER_BEFORE), min(len(flow), idx + 1 + LADDER_AFTER)
-        ladder = _ladder_rows(flow[lo:hi], r.offset)
+        ladder = Ladder(flow[lo:hi], r.offset, {(row[_SH], row[_SL]): src, (row[_DH], row[_DL]): dst})
         frames = flow_frames[:SNIPPET_FRAMES].tolist()
     ts = row[_TS]
     return Sighting(
@@ -321,9 +290,9 @@ def _sighting(r: VantageRead, c: match.Copy, rst_rows: list[tuple]) -> Sighting:
         frame=frame,
         ttl=row[_TTL],
         ip_id=row[_IPID] if row[_VER] == 4 else None,
-        src=halves_to_addr(row[_SH], row[_SL]),
+        src=src,
         sport=row[_SP],
-        dst=halves_to_addr(row[_DH], row[_DL]),
+        dst=dst,
         dport=row[_DP],
         seq=row[_SQ],
         ack=row[_AK],

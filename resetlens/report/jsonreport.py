@@ -185,6 +185,114 @@ def _value_bytes(value: Any) -> bytes:
     return _utf8(json.dumps(_plain(value), indent=2, ensure_ascii=False, allow_nan=False))
 
 
+# The field whose items hold ladders (Reset.seen_at[].ladder), and the depth of a ladder in one dumped list
+# of them: the spaces before its key (list > Reset > seen_at list > Sighting, 2 each).
+LADDERS_IN = "resets"
+LADDER_INDENT = 8
+
+
+def _ladder_module() -> Any:
+    """resetlens.capture.ladder when ladders can be written by C (orjson, the C formatter, and a Ladder may
+    exist at all: the module is imported), else None."""
+    module = sys.modules.get("resetlens.capture.ladder")
+    if orjson is None or _jsonrows is None or module is None or not hasattr(_jsonrows, "ladders"):
+        return None
+    return module
+
+
+def _unread_ladders(resets: list[Any], ladder_type: type) -> list[Any]:
+    """The ladders at their place in these resets (Reset.seen_at[].ladder) not yet read as dicts."""
+    from resetlens.model import Reset, Sighting
+
+    return [
+        s.ladder
+        for r in resets
+        if type(r) is Reset and type(r.seen_at) is list
+        for s in r.seen_at
+        if type(s) is Sighting and type(s.ladder) is ladder_type and not s.ladder.read
+    ]
+
+
+def _ladder_texts(ladders: list[Any], module: Any) -> list[bytes | None]:
+    """Each ladder's JSON text at LADDER_INDENT, formatted by C without the GIL (None: orjson must)."""
+    try:
+        return list(
+            _jsonrows.ladders(
+                tuple((x.rows, x.offset, x.names) for x in ladders),
+                module.C_OFFSETS,
+                module.PACKET_DTYPE.itemsize,
+                module.FLAG_TEXTS,
+                LADDER_INDENT,
+            )
+        )
+    except (TypeError, ValueError):
+        return [None] * len(ladders)
+
+
+# Ladder texts formatted ahead of the write: id -> (ladder, its rows, offset and names then, text).
+Ready = dict[int, tuple[Any, Any, Any, Any, bytes]]
+
+
+def ready_ladders(resets: list[Any]) -> Ready:
+    """The JSON text of every unread ladder of these resets, formatted now for a later _resets_bytes: the
+    JSON writer's thread does this while it waits for the verdicts. One C call without the GIL for all of
+    them (a thread that lets go of the GIL while the other one runs Python waits up to the switch interval
+    to get it back: once, not once per batch). Empty when C cannot write ladders."""
+    module = _ladder_module()
+    ready: Ready = {}
+    if module is None:
+        return ready
+    ladders = _unread_ladders(resets, module.Ladder)
+    for x, text in zip(ladders, _ladder_texts(ladders, module), strict=True):
+        if text is not None:
+            ready[id(x)] = (x, x.rows, x.offset, x.names, text)
+    return ready
+
+
+def _resets_bytes(resets: list[Any], ready: Ready | None = None) -> bytes | None:
+    """_value_bytes(resets) with orjson, where the packet rows of each ladder not yet read as dicts
+    (resetlens.capture.ladder.Ladder) are formatted by C, without the GIL, and handed to orjson as
+    Fragments: no 13-key dict per row. `ready` holds texts formatted earlier (ready_ladders; used ones are
+    taken out), each used only if its ladder is still unread and unchanged. None when the general path must
+    do it (no orjson or no C, no such ladder, a ladder met anywhere but at its place: a Fragment's
+    indentation is fixed)."""
+    module = _ladder_module()
+    if module is None:
+        return None
+    ladders = _unread_ladders(resets, module.Ladder)
+    if not ladders:
+        return None
+    texts: list[bytes | None] = [None] * len(ladders)
+    todo = []
+    for i, x in enumerate(ladders):
+        got = ready.pop(id(x), None) if ready else None
+        if got is not None and got[0] is x and got[1] is x.rows and got[2] is x.offset and got[3] is x.names:
+            texts[i] = got[4]
+        else:
+            todo.append(i)
+    if todo:
+        for i, text in zip(todo, _ladder_texts([ladders[i] for i in todo], module), strict=True):
+            texts[i] = text
+    fragments = {id(x): orjson.Fragment(t) for x, t in zip(ladders, texts, strict=True) if t is not None}
+    expected = sum(1 for x in ladders if id(x) in fragments)  # a ladder shared by two sightings counts twice
+    used = 0
+
+    def default(value: Any) -> Any:
+        nonlocal used
+        fragment = fragments.get(id(value))
+        if fragment is None:
+            return _plain(value)
+        used += 1
+        return fragment
+
+    try:
+        opts = orjson.OPT_INDENT_2 | orjson.OPT_NON_STR_KEYS | orjson.OPT_SERIALIZE_NUMPY
+        text = orjson.dumps(resets, default=default, option=opts)
+    except (orjson.JSONEncodeError, TypeError):
+        return None
+    return text if used == expected else None  # more: a ladder also stood elsewhere, at another depth
+
+
 def iter_json(analysis: Analysis) -> Iterator[str]:
     """The analysis as contract JSON text, in pieces (see iter_json_bytes)."""
     for piece in iter_json_bytes(analysis):
@@ -206,8 +314,9 @@ _FIELD_NAMES = tuple(f.name for f in dataclasses.fields(Analysis))
 _CONN_NAMES = tuple(f.name for f in dataclasses.fields(Connection))
 
 
-def _field_pieces(analysis: Analysis, name: str, last: bool) -> Iterator[bytes]:
-    """One top-level field of the analysis as JSON, with its key, indent and separator (see iter_json_bytes)."""
+def _field_pieces(analysis: Analysis, name: str, last: bool, ready: Ready | None = None) -> Iterator[bytes]:
+    """One top-level field of the analysis as JSON, with its key, indent and separator (see iter_json_bytes);
+    `ready`: ladder texts formatted ahead (ready_ladders)."""
     sep = b"\n" if last else b",\n"
     key = json.dumps(name).encode("utf-8")
     if name == STREAMED:
@@ -231,12 +340,22 @@ def _field_pieces(analysis: Analysis, name: str, last: bool) -> Iterator[bytes]:
     if isinstance(value, list) and value:  # ITEMS_PER_PIECE at a time: never the whole list as one string
         yield b" " + key + b": [\n"
         for start in range(0, len(value), ITEMS_PER_PIECE):
-            inner = _value_bytes(value[start : start + ITEMS_PER_PIECE])[2:-2]  # without "[\n" and "\n]"
+            items = value[start : start + ITEMS_PER_PIECE]
+            text = _resets_bytes(items, ready) if name == LADDERS_IN else None
             more = start + ITEMS_PER_PIECE < len(value)
-            yield b" " + inner.replace(b"\n", b"\n ") + (b",\n" if more else b"\n")
+            yield _deeper(text or _value_bytes(items), b",\n" if more else b"\n")
         yield b" ]" + sep
         return
     yield b" " + key + b": " + _value_bytes(value).replace(b"\n", b"\n ") + sep
+
+
+def _deeper(dumped: bytes, tail: bytes) -> bytes:
+    """The items of a dumped list ("[\n" and "\n]" cut off), every line one space deeper (the file's top
+    level is indented by one), then `tail`: in one pass in C when built (the text of the resets is half of
+    the file's)."""
+    if _jsonrows is not None and hasattr(_jsonrows, "reindent"):
+        return _jsonrows.reindent(dumped, 2, len(dumped) - 2, b" ", tail)
+    return b" " + dumped[2:-2].replace(b"\n", b"\n ") + tail
 
 
 def _asdict_list(value: Any) -> Any:
@@ -348,12 +467,14 @@ class EarlyWrite:
                     self.wrote_early = early is not None
                 finally:
                     self.early_done.set()
+                # the ladders are final once the resets are built: their text now, while the verdicts are made
+                ready = ready_ladders(analysis.resets) if early is not None else None
                 if not self._finished():
                     raise _Aborted
                 if early is not None and early == _early_mark(analysis):
                     rest = _FIELD_NAMES[_FIELD_NAMES.index(STREAMED) + 1 :]
                     for i, name in enumerate(rest):
-                        for piece in _field_pieces(analysis, name, i == len(rest) - 1):
+                        for piece in _field_pieces(analysis, name, i == len(rest) - 1, ready):
                             out.write(piece)
                     out.write(b"}\n")
                 else:  # nothing written early, or something written early changed since: all of it anew
