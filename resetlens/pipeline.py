@@ -22,7 +22,7 @@ from resetlens.bundle import Bundle, CaptureSpec
 from resetlens.capture import open_capture
 from resetlens.capture.ladder import Ladder
 from resetlens.capture.prefetch import prefetched
-from resetlens.capture.table import PACKET_DTYPE, RST, flag_letters, halves_to_addr
+from resetlens.capture.table import FIELD_INDEX, PACKET_DTYPE, RST, flag_letters, halves_to_addr
 from resetlens.errors import ResetlensError
 from resetlens.model import Analysis, CaptureSummary, Connection, Reset, Sighting
 from resetlens.tcp import analyze_vantage
@@ -249,7 +249,7 @@ def build_resets(reads: list[VantageRead], clocks: dict[str, clock.ClockEstimate
     return resets
 
 
-_I = {name: i for i, name in enumerate(PACKET_DTYPE.names)}  # packet-table field -> index in a row tuple
+_I = FIELD_INDEX  # packet-table field -> index in a row tuple
 _FR, _TS, _SH, _SL, _SP = _I["frame"], _I["ts"], _I["src_hi"], _I["src_lo"], _I["sport"]
 _DH, _DL, _DP, _FL, _SQ, _AK = _I["dst_hi"], _I["dst_lo"], _I["dport"], _I["flags"], _I["seq"], _I["ack"]
 _TTL, _IPID, _VER, _WIN, _DIR = (

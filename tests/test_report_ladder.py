@@ -20,8 +20,8 @@ from hypothesis import strategies as st
 
 from resetlens import pipeline
 from resetlens.bundle import bundle_from_args, load_bundle
-from resetlens.capture.ladder import C_OFFSETS, FLAG_TEXTS, Ladder, ladder_rows
-from resetlens.capture.table import PACKET_DTYPE, flag_letters, halves_to_addr
+from resetlens.capture.ladder import C_OFFSETS, Ladder, ladder_rows
+from resetlens.capture.table import FLAG_TEXTS, PACKET_DTYPE, flag_letters, halves_to_addr
 from resetlens.errors import ResetlensError
 from resetlens.model import Analysis
 from resetlens.report import jsonreport

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field, fields
 
 import numpy as np
 
-from resetlens.capture.table import ACK, FIN, OPT_TS, PACKET_DTYPE, RST, SYN
+from resetlens.capture.table import ACK, FIN, OPT_TS, PACKET_DTYPE, RST, SYN, field_layout
 
 try:
     from resetlens.blame import _cstory  # type: ignore[attr-defined]
@@ -336,12 +336,8 @@ def _configure_c() -> None:
     """Hand the C story the table layout, the Story class and this module's constants."""
     if hasattr(Story, "__post_init__"):  # the C story sets the fields itself: __init__ never runs
         raise TypeError("the C story cannot make a Story with __post_init__: update _cstory.c")
-    layout: list[int] = []
-    for name in C_FIELDS:
-        dtype, offset = PACKET_DTYPE.fields[name][:2]
-        layout += [offset, dtype.itemsize]
     _cstory.configure(
-        tuple(layout),
+        field_layout(PACKET_DTYPE, C_FIELDS),
         PACKET_DTYPE.itemsize,
         PACKET_DTYPE,
         Story,

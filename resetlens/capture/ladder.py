@@ -19,9 +19,9 @@ from typing import Any
 
 import numpy as np
 
+from resetlens.capture.table import FIELD_INDEX as _I
 from resetlens.capture.table import PACKET_DTYPE, flag_letters, halves_to_addr
 
-_I = {name: i for i, name in enumerate(PACKET_DTYPE.names)}  # packet-table field -> index in a row tuple
 _FR, _TS, _SH, _SL, _SP = _I["frame"], _I["ts"], _I["src_hi"], _I["src_lo"], _I["sport"]
 _DH, _DL, _DP, _FL, _SQ, _AK = _I["dst_hi"], _I["dst_lo"], _I["dport"], _I["flags"], _I["seq"], _I["ack"]
 _PL, _TTL, _IPID, _VER, _WIN = _I["payload_len"], _I["ttl"], _I["ip_id"], _I["ipver"], _I["window"]
@@ -30,7 +30,6 @@ _PL, _TTL, _IPID, _VER, _WIN = _I["payload_len"], _I["ttl"], _I["ip_id"], _I["ip
 C_FIELDS = ("frame", "ts", "src_hi", "src_lo", "sport", "dst_hi", "dst_lo", "dport", "flags", "seq", "ack",
             "payload_len", "ttl", "ip_id", "ipver", "window")  # fmt: skip
 C_OFFSETS = tuple(PACKET_DTYPE.fields[name][1] for name in C_FIELDS)
-FLAG_TEXTS = tuple(flag_letters(bits) for bits in range(256))  # flag_letters reads the low 8 bits only
 
 
 def ladder_rows(

@@ -135,3 +135,18 @@ def flag_letters(flags: int) -> str:
     """Human flag string in tcpdump order, e.g. 'R.' style is avoided: 'RA' for RST+ACK."""
     names = [(SYN, "S"), (FIN, "F"), (RST, "R"), (PSH, "P"), (ACK, "A"), (URG, "U"), (ECE, "E"), (CWR, "C")]
     return "".join(ch for bit, ch in names if flags & bit)
+
+
+# flag_letters of every low byte (it reads no other bits): the C formatters index it by flags & 0xFF.
+FLAG_TEXTS = tuple(flag_letters(bits) for bits in range(256))
+# Packet-table field -> its index in a row's item() / tolist() tuple.
+FIELD_INDEX = {name: i for i, name in enumerate(PACKET_DTYPE.names)}
+
+
+def field_layout(dtype: np.dtype, names: tuple[str, ...]) -> tuple[int, ...]:
+    """(offset, size) of each named field, flattened: where a C accelerator reads or writes it."""
+    out: list[int] = []
+    for name in names:
+        field, offset = dtype.fields[name][:2]
+        out += [offset, field.itemsize]
+    return tuple(out)

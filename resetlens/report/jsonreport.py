@@ -172,14 +172,22 @@ def _utf8(json_text: str) -> bytes:
     return json_text.encode("utf-8", "backslashreplace")
 
 
+def _orjson_bytes(value: Any, default: Any = _plain) -> bytes | None:
+    """`value` as indented JSON by orjson; None without orjson or when it refuses (the stdlib path then)."""
+    if orjson is None:
+        return None
+    try:
+        opts = orjson.OPT_INDENT_2 | orjson.OPT_NON_STR_KEYS | orjson.OPT_SERIALIZE_NUMPY
+        return orjson.dumps(value, default=default, option=opts)
+    except (orjson.JSONEncodeError, TypeError):
+        return None
+
+
 def _value_bytes(value: Any) -> bytes:
     """One top-level field as indented JSON, UTF-8."""
-    if orjson is not None:
-        try:
-            opts = orjson.OPT_INDENT_2 | orjson.OPT_NON_STR_KEYS | orjson.OPT_SERIALIZE_NUMPY
-            return orjson.dumps(value, default=_plain, option=opts)
-        except (orjson.JSONEncodeError, TypeError):
-            pass
+    text = _orjson_bytes(value)
+    if text is not None:
+        return text
     if dataclasses.is_dataclass(value) or isinstance(value, list):
         value = _asdict_list(value)
     return _utf8(json.dumps(_plain(value), indent=2, ensure_ascii=False, allow_nan=False))
@@ -215,13 +223,15 @@ def _unread_ladders(resets: list[Any], ladder_type: type) -> list[Any]:
 
 def _ladder_texts(ladders: list[Any], module: Any) -> list[bytes | None]:
     """Each ladder's JSON text at LADDER_INDENT, formatted by C without the GIL (None: orjson must)."""
+    from resetlens.capture.table import FLAG_TEXTS  # loaded already: the ladder module imports it
+
     try:
         return list(
             _jsonrows.ladders(
                 tuple((x.rows, x.offset, x.names) for x in ladders),
                 module.C_OFFSETS,
                 module.PACKET_DTYPE.itemsize,
-                module.FLAG_TEXTS,
+                FLAG_TEXTS,
                 LADDER_INDENT,
             )
         )
@@ -285,11 +295,7 @@ def _resets_bytes(resets: list[Any], ready: Ready | None = None) -> bytes | None
         used += 1
         return fragment
 
-    try:
-        opts = orjson.OPT_INDENT_2 | orjson.OPT_NON_STR_KEYS | orjson.OPT_SERIALIZE_NUMPY
-        text = orjson.dumps(resets, default=default, option=opts)
-    except (orjson.JSONEncodeError, TypeError):
-        return None
+    text = _orjson_bytes(resets, default)
     return text if used == expected else None  # more: a ladder also stood elsewhere, at another depth
 
 

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from resetlens.capture.table import PACKET_DTYPE
+from resetlens.capture.table import PACKET_DTYPE, field_layout
 from resetlens.tcp.conntable import CONNECTION_DTYPE, ConnectionTable
 from resetlens.tcp.zeek import LIKELY_SERVER_PORTS
 
@@ -33,15 +33,6 @@ C_FIELDS = (
     "payload_len", "captured_len", "opts",
 )  # fmt: skip
 DEFAULT_SLOTS = 1024  # connection slots allocated up front, ~1.3 KB each (doubled when exhausted)
-
-
-def _layout(dtype: np.dtype, names: tuple[str, ...]) -> tuple[int, ...]:
-    """(offset, size) of each named field, flattened: where the engine reads or writes it."""
-    out: list[int] = []
-    for name in names:
-        field, offset = dtype.fields[name][:2]
-        out += [offset, field.itemsize]
-    return tuple(out)
 
 
 def _likely_ports() -> bytes:
@@ -62,8 +53,8 @@ class FastTracker:
 
         self.base = base  # for retention, anchors, snapshots
         self.engine = _czeek.Engine(
-            _layout(PACKET_DTYPE, C_FIELDS),
-            _layout(CONNECTION_DTYPE, CONNECTION_DTYPE.names),
+            field_layout(PACKET_DTYPE, C_FIELDS),
+            field_layout(CONNECTION_DTYPE, CONNECTION_DTYPE.names),
             CONNECTION_DTYPE.itemsize,
             _likely_ports(),
             ANCHOR_DATA_PKTS,

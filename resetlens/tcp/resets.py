@@ -25,6 +25,7 @@ from resetlens.capture.table import (
     CSUM_OK,
     CSUM_UNKNOWN,
     FIN,
+    FLAG_TEXTS,
     OPT_MALFORMED,
     OPT_MSS,
     OPT_OTHER,
@@ -37,6 +38,7 @@ from resetlens.capture.table import (
     RESERVED,
     RST,
     SYN,
+    field_layout,
     flag_letters,
     halves_to_addr,
 )
@@ -557,16 +559,12 @@ def _builder() -> Any:
 def _builder_args() -> tuple:
     """The C builder's arguments: the record class and its fields, where RECORD_FIELDS sit in a row, the
     text tables it indexes by raw value (flag letters depend on flags & 0xFF only) and its callbacks."""
-    layout: list[int] = []
-    for name in RECORD_FIELDS:
-        field_type, offset = PACKET_DTYPE.fields[name][:2]
-        layout += [offset, field_type.itemsize]
     return (
         ResetRecord,
         _FIELD_NAMES,
-        tuple(layout),
+        field_layout(PACKET_DTYPE, RECORD_FIELDS),
         PACKET_DTYPE.itemsize,
-        tuple(_flag_text(f) for f in range(256)),
+        FLAG_TEXTS,
         tuple(_option_names(bits) for bits in range(256)),
         tuple(CSUM_NAMES.get(c, "unchecked") for c in range(256)),
         tuple(STATE_NAMES),
